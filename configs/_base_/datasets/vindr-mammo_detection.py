@@ -1,0 +1,65 @@
+# VinDr-Mammo as written by `mammo-det convert ROOT data/vindr-mammo`.
+dataset_type = 'VinDrMammoDataset'
+data_root = 'data/vindr-mammo/'
+image_scale = (2048, 2048)  # long side 2048 px, aspect kept (mammograms are ~3500 px tall originally)
+backend_args = None
+
+train_pipeline = [
+    dict(type='LoadMammogram'),  # 8- or 16-bit PNG, kept at full precision
+    dict(type='LoadBiradsAnnotations', with_bbox=True),
+    dict(type='Resize', scale=image_scale, keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),  # left and right breasts mirror each other
+    dict(type='PackMammoInputs'),
+]
+test_pipeline = [
+    dict(type='LoadMammogram'),
+    dict(type='Resize', scale=image_scale, keep_ratio=True),
+    dict(type='LoadBiradsAnnotations', with_bbox=True),
+    dict(type='PackMammoInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+train_dataloader = dict(
+    batch_size=2,
+    num_workers=2,
+    persistent_workers=True,
+    # all images with findings each epoch + a fresh quarter of the negatives
+    sampler=dict(_delete_=True, type='PositiveNegativeSampler', neg_fraction=0.25),
+    batch_sampler=dict(type='AspectRatioBatchSampler'),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file='annotations/instances_train.json',
+        data_prefix=dict(img='images/'),
+        filter_cfg=dict(filter_empty_gt=False, min_size=0),  # negatives stay: they make the FPPI
+        pipeline=train_pipeline,
+        backend_args=backend_args))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file='annotations/instances_val.json',
+        data_prefix=dict(img='images/'),
+        test_mode=True,
+        pipeline=test_pipeline,
+        backend_args=backend_args))
+test_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file='annotations/instances_test.json',
+        data_prefix=dict(img='images/'),
+        test_mode=True,
+        pipeline=test_pipeline,
+        backend_args=backend_args))
+val_evaluator = dict(type='MammoMetric', ann_file=data_root + 'annotations/instances_val.json')
+test_evaluator = dict(type='MammoMetric', ann_file=data_root + 'annotations/instances_test.json')

@@ -1,0 +1,28 @@
+# Runtime shared by every mammo-det config: mmdet's scope, our package registered, CPU-safe DDP.
+default_scope = 'mmdet'
+custom_imports = dict(imports=['mammo_det'], allow_failed_imports=False)
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # keep the best checkpoint by the mammography metric, and the last one for resuming
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2, save_best='mammo/mAP', rule='greater'),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='DetVisualizationHook'))
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'))
+
+# Same as MMDistributedDataParallel on GPUs; drops device_ids on CPU (gloo) where mmengine's default fails.
+model_wrapper_cfg = dict(type='CPUSafeDistributedDataParallel')
+
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
+
+log_level = 'INFO'
+load_from = None
+resume = False

@@ -1,0 +1,35 @@
+# DINO 4-scale R50 (DETR family) on VinDr-Mammo. mmdet's DINO config already holds COCO's dataset and runtime,
+# and mmengine forbids the same key in two sibling bases, so this file overrides the data keys itself instead
+# of listing ../_base_/datasets/vindr-mammo_detection.py (whose values it mirrors).
+_base_ = 'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py'
+custom_imports = dict(imports=['mammo_det'], allow_failed_imports=False)
+model_wrapper_cfg = dict(type='CPUSafeDistributedDataParallel')
+
+num_classes = 10  # finding types in the annotation file
+data_root = 'data/vindr-mammo/'  # output of `mammo-det convert`
+image_scale = (2048, 2048)  # long side 2048 px, aspect kept
+
+model = dict(bbox_head=dict(num_classes=num_classes), test_cfg=dict(max_per_img=100))
+train_pipeline = [
+    dict(type='LoadMammogram'),
+    dict(type='LoadBiradsAnnotations', with_bbox=True),
+    dict(type='Resize', scale=image_scale, keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='PackMammoInputs'),
+]
+test_pipeline = [
+    dict(type='LoadMammogram'),
+    dict(type='Resize', scale=image_scale, keep_ratio=True),
+    dict(type='LoadBiradsAnnotations', with_bbox=True),
+    dict(type='PackMammoInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+_data = dict(type='VinDrMammoDataset', data_root=data_root, data_prefix=dict(img='images/'))
+train_dataloader = dict(
+    sampler=dict(_delete_=True, type='PositiveNegativeSampler', neg_fraction=0.25),
+    dataset=dict(**_data, ann_file='annotations/instances_train.json', pipeline=train_pipeline,
+                 filter_cfg=dict(filter_empty_gt=False, min_size=0)))
+val_dataloader = dict(dataset=dict(**_data, ann_file='annotations/instances_val.json', pipeline=test_pipeline))
+test_dataloader = dict(dataset=dict(**_data, ann_file='annotations/instances_test.json', pipeline=test_pipeline))
+val_evaluator = dict(_delete_=True, type='MammoMetric', ann_file=data_root + 'annotations/instances_val.json')
+test_evaluator = dict(_delete_=True, type='MammoMetric', ann_file=data_root + 'annotations/instances_test.json')
+default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=2, save_best='mammo/mAP', rule='greater'))

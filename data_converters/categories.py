@@ -1,0 +1,57 @@
+"""The VinDr-Mammo finding categories, in the stable order that gives COCO category ids 1..10."""
+from __future__ import annotations
+
+from typing import Iterable, List, Optional
+
+FINDING_CATEGORIES = (
+    'Mass',
+    'Suspicious Calcification',
+    'Focal Asymmetry',
+    'Architectural Distortion',
+    'Asymmetry',
+    'Suspicious Lymph Node',
+    'Skin Thickening',
+    'Nipple Retraction',
+    'Global Asymmetry',
+    'Skin Retraction',
+)
+NO_FINDING = 'No Finding'
+
+# Short names for --classes (lower case, underscores), e.g. ``--classes mass,calcification``.
+ALIASES = {
+    'mass': 'Mass',
+    'calcification': 'Suspicious Calcification',
+    'focal_asymmetry': 'Focal Asymmetry',
+    'architectural_distortion': 'Architectural Distortion',
+    'distortion': 'Architectural Distortion',
+    'asymmetry': 'Asymmetry',
+    'lymph_node': 'Suspicious Lymph Node',
+    'skin_thickening': 'Skin Thickening',
+    'nipple_retraction': 'Nipple Retraction',
+    'global_asymmetry': 'Global Asymmetry',
+    'skin_retraction': 'Skin Retraction',
+}
+
+BIRADS_LEVELS = (3, 4, 5)  # finding BI-RADS of annotated boxes; the BI-RADS head predicts these three
+DENSITIES = ('A', 'B', 'C', 'D')
+
+
+def resolve_classes(names: Optional[Iterable[str]]) -> List[str]:
+    """Full category names, in the canonical order, for ``--classes`` text (short or full names).
+
+    Raises:
+        ValueError: an unknown name, listing the known ones.
+    """
+    if not names:
+        return list(FINDING_CATEGORIES)
+    by_key = {c.lower(): c for c in FINDING_CATEGORIES}
+    by_key.update(ALIASES)
+    chosen = set()
+    for raw in names:
+        key = raw.strip().lower()
+        name = by_key.get(key) or by_key.get(key.replace(' ', '_'))
+        if name is None:
+            raise ValueError(f'unknown finding category {raw!r}; known: {", ".join(FINDING_CATEGORIES)} '
+                             f'or short names {", ".join(ALIASES)}')
+        chosen.add(name)
+    return [c for c in FINDING_CATEGORIES if c in chosen]

@@ -1,0 +1,146 @@
+"""``mammo-det`` command line. Imports lazily: ``synth``, ``convert`` and ``evaluate`` start without torch/mmdet."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+
+def _synth(args) -> int:
+    from data_converters.synth import write_dataset
+
+    images = write_dataset(args.root, studies=args.studies, seed=args.seed, scale=args.scale,
+                           workers=args.workers, positive_rate=args.positive_rate)
+    boxes = sum(len(im.findings) for im in images)
+    print(f'wrote {len(images)} images ({boxes} boxes) of {args.studies} studies to {args.root}')
+    return 0
+
+
+def _convert(args) -> int:
+    from data_converters.vindr_mammo import ConversionError, ConvertOptions, convert
+
+    opts = ConvertOptions(max_size=args.max_size or None, bit_depth=args.bit_depth, crop=args.crop, voi=args.voi,
+                          window_index=args.window_index, val_fraction=args.val_fraction, seed=args.seed,
+                          classes=args.classes.split(',') if args.classes else None, workers=args.workers,
+                          on_error=args.on_error)
+    try:
+        report = convert(args.root, args.out, opts)
+    except ConversionError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    for split, s in report['splits'].items():
+        print(f"{split:5s}: {s['images']} images ({s['positive_images']} with findings) of {s['studies']} studies, "
+              f"{s['annotations']} boxes")
+    skipped = len(report['skipped_rows']) + len(report['skipped_files'])
+    if skipped:
+        print(f'skipped {skipped} rows/files: see {os.path.join(args.out, "report.json")}')
+    print(f"done in {report['seconds']} s ({report['reused_images']} images reused from an earlier run)")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from mammo_det.evaluation import EvaluationInputError, evaluate, format_table, load_json, validate_detections
+    from mammo_det.evaluation.metrics import validate_gt
+    from mammo_det.evaluation.report import write_outputs
+
+    try:
+        gt = load_json(args.gt, 'ground truth')
+        validate_gt(gt, args.gt)
+        dets = validate_detections(load_json(args.pred, 'detections'), gt, args.pred)
+    except EvaluationInputError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    metrics = evaluate(gt, dets, froc_iou=args.froc_iou, curves=True)
+    print(format_table(metrics))
+    paths = write_outputs(metrics, args.out)
+    print(f"wrote {', '.join(sorted(os.path.basename(p) for p in paths.values()))} to {args.out}")
+    return 0
+
+
+def _train(args) -> int:
+    from mammo_det.apis.runner import build_train_runner, parse_cfg_options
+
+    runner = build_train_runner(args.config, work_dir=args.work_dir, launcher=args.launcher, resume=args.resume,
+                                amp=args.amp, cfg_options=parse_cfg_options(args.cfg_options),
+                                data_root=args.data_root)
+    runner.train()
+    return 0
+
+
+def _test(args) -> int:
+    from mammo_det.apis.runner import build_test_runner, parse_cfg_options
+
+    runner = build_test_runner(args.config, args.checkpoint, work_dir=args.work_dir, launcher=args.launcher,
+                               out=args.out, cfg_options=parse_cfg_options(args.cfg_options),
+                               data_root=args.data_root)
+    runner.test()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog='mammo-det', description=__doc__)
+    sub = p.add_subparsers(dest='command', required=True)
+
+    s = sub.add_parser('synth', help='write a synthetic VinDr-Mammo release (real layout, CSVs and DICOMs)')
+    s.add_argument('root')
+    s.add_argument('--studies', type=int, default=20)
+    s.add_argument('--seed', type=int, default=0)
+    s.add_argument('--scale', type=float, default=1.0, help='image size factor (1.0: real 3518x2800 etc.)')
+    s.add_argument('--positive-rate', type=float, default=0.3, help='share of breasts with BI-RADS 3-5')
+    s.add_argument('--workers', type=int, default=1)
+    s.set_defaults(func=_synth)
+
+    c = sub.add_parser('convert', help='VinDr-Mammo DICOMs + CSVs -> COCO')
+    c.add_argument('root', help='the release folder (finding_annotations.csv, images/)')
+    c.add_argument('out')
+    c.add_argument('--max-size', type=int, default=2048, help='longest output side (0: keep the size)')
+    c.add_argument('--bit-depth', type=int, choices=(8, 16), default=8)
+    c.add_argument('--crop', action=argparse.BooleanOptionalAction, default=True,
+                   help='crop to the breast (never cutting a box)')
+    c.add_argument('--voi', choices=('auto', 'window', 'lut', 'percentile', 'minmax'), default='auto',
+                   help='display transform; auto: first window, else first VOI LUT, else percentiles')
+    c.add_argument('--window-index', type=int, default=0, help='which window / VOI LUT')
+    c.add_argument('--val-fraction', type=float, default=0.1)
+    c.add_argument('--seed', type=int, default=0, help='seed of the validation split')
+    c.add_argument('--classes', help='comma-separated subset, e.g. mass,calcification')
+    c.add_argument('--workers', type=int, default=0, help='processes (0: all cores)')
+    c.add_argument('--on-error', choices=('fail', 'skip'), default='fail')
+    c.set_defaults(func=_convert)
+
+    e = sub.add_parser('evaluate', help='per-finding COCO AP, FROC, BI-RADS and breast-level metrics')
+    e.add_argument('gt', help='COCO ground truth JSON (instances_*.json)')
+    e.add_argument('pred', help='COCO results JSON (list of detections)')
+    e.add_argument('--out', required=True)
+    e.add_argument('--froc-iou', type=float, default=0.5)
+    e.set_defaults(func=_evaluate)
+
+    t = sub.add_parser('train', help='train a detector (same code as tools/train.py)')
+    t.add_argument('config')
+    t.add_argument('--work-dir')
+    t.add_argument('--data-root', help='a folder written by convert (overrides the config)')
+    t.add_argument('--resume', action='store_true', help='continue from the last checkpoint in the work dir')
+    t.add_argument('--amp', action='store_true')
+    t.add_argument('--cfg-options', nargs='+')
+    t.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
+    t.set_defaults(func=_train)
+
+    te = sub.add_parser('test', help='test a checkpoint (same code as tools/test.py)')
+    te.add_argument('config')
+    te.add_argument('checkpoint')
+    te.add_argument('--work-dir')
+    te.add_argument('--data-root')
+    te.add_argument('--out', help='COCO results JSON with birads and birads_scores per box')
+    te.add_argument('--cfg-options', nargs='+')
+    te.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
+    te.set_defaults(func=_test)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

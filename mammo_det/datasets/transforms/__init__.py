@@ -1,0 +1,3 @@
+from .loading import LoadBiradsAnnotations, LoadMammogram, PackMammoInputs
+
+__all__ = ['LoadBiradsAnnotations', 'LoadMammogram', 'PackMammoInputs']

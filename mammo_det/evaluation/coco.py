@@ -1,0 +1,169 @@
+"""Per-category COCO AP equal to pycocotools, computed by faster-coco-eval, plus pycocotools' matching.
+
+Definitions: ``shared/METRICS.md``. Area range "all" only and maxDets 100: the per-category numbers are exactly
+pycocotools' ``precision[:, :, k, 0, -1]`` slice, and leaving out the small/medium/large ranges (meaningless at
+mammogram scale) makes the run about 4x cheaper.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+AREA_ALL = [0.0, 1e5 ** 2]  # pycocotools' "all" range, kept identical
+MAX_DETS = 100
+
+
+def _silent(*args, **kwargs) -> None:
+    pass
+
+
+def coco_precision(gt: dict, dets: List[dict], iou_thrs: Optional[Sequence[float]] = None,
+                   backend: str = 'faster') -> tuple:
+    """Runs COCO bbox evaluation (area "all", maxDets 100) and returns ``(precision, params)``.
+
+    Args:
+        gt: COCO ground-truth dict.
+        dets: COCO results list (``image_id``, ``category_id``, ``bbox`` xywh, ``score``); not empty.
+        iou_thrs: IoU thresholds; default pycocotools' 0.50:0.05:0.95.
+        backend: ``'faster'`` (faster-coco-eval) or ``'pycocotools'`` (the reference).
+
+    Returns:
+        precision: array [T, R, K] (-1 where a category has no ground truth), categories in ``params.catIds``.
+    """
+    if backend == 'faster':
+        from faster_coco_eval import COCO, COCOeval_faster as Eval
+
+        coco_gt = COCO(gt)
+        coco_dt = coco_gt.loadRes(dets)
+        ev = Eval(coco_gt, coco_dt, 'bbox', print_function=_silent)
+    elif backend == 'pycocotools':
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval as Eval
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco_gt = COCO()
+            coco_gt.dataset = gt
+            coco_gt.createIndex()
+            coco_dt = coco_gt.loadRes(dets)
+        ev = Eval(coco_gt, coco_dt, 'bbox')
+    else:
+        raise ValueError(f"backend must be 'faster' or 'pycocotools', got {backend!r}")
+    ev.params.imgIds = sorted(coco_gt.getImgIds())
+    ev.params.catIds = sorted(coco_gt.getCatIds())
+    ev.params.areaRng = [AREA_ALL]
+    ev.params.areaRngLbl = ['all']
+    ev.params.maxDets = [MAX_DETS]
+    if iou_thrs is not None:
+        ev.params.iouThrs = np.asarray(iou_thrs, dtype=np.float64)
+    with contextlib.redirect_stdout(io.StringIO()):
+        ev.evaluate()
+        ev.accumulate()
+    return np.asarray(ev.eval['precision'])[:, :, :, 0, -1], ev.params
+
+
+def ap_from_precision(precision: np.ndarray) -> float:
+    """pycocotools' summarize(): mean of the valid (> -1) entries, -1 when there are none."""
+    valid = precision[precision > -1]
+    return float(valid.mean()) if valid.size else -1.0
+
+
+def iou_matrix(dets: np.ndarray, gts: np.ndarray, crowd: np.ndarray) -> np.ndarray:
+    """pycocotools' maskUtils.iou for xywh boxes: for a crowd gt the union is the detection's area."""
+    if len(dets) == 0 or len(gts) == 0:
+        return np.zeros((len(dets), len(gts)))
+    dx1, dy1 = dets[:, 0:1], dets[:, 1:2]
+    dx2, dy2 = dx1 + dets[:, 2:3], dy1 + dets[:, 3:4]
+    gx1, gy1 = gts[:, 0], gts[:, 1]
+    gx2, gy2 = gx1 + gts[:, 2], gy1 + gts[:, 3]
+    iw = (np.minimum(dx2, gx2) - np.maximum(dx1, gx1)).clip(0)
+    ih = (np.minimum(dy2, gy2) - np.maximum(dy1, gy1)).clip(0)
+    inter = iw * ih
+    d_area = dets[:, 2:3] * dets[:, 3:4]
+    union = np.where(crowd[None, :], d_area, d_area + gts[:, 2] * gts[:, 3] - inter)
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def match_image(det_boxes: np.ndarray, det_scores: np.ndarray, gt_boxes: np.ndarray, gt_ignore: np.ndarray,
+                gt_crowd: np.ndarray, iou_thr: float) -> tuple:
+    """pycocotools' ``evaluateImg`` greedy matching of one (image, category), at one IoU threshold.
+
+    Returns:
+        (order, matched_gt, det_ignored): detections kept (top ``MAX_DETS`` by score, stable), for each the
+        index of its matched gt (-1 if none), and whether it matched an ignored gt (neither TP nor FP).
+    """
+    order = np.argsort(-det_scores, kind='mergesort')[:MAX_DETS]
+    gorder = np.argsort(gt_ignore, kind='mergesort')  # non-ignored gts first, as pycocotools
+    g_boxes, g_ign, g_crowd = gt_boxes[gorder], gt_ignore[gorder], gt_crowd[gorder]
+    ious = iou_matrix(det_boxes[order], g_boxes, g_crowd)
+    thr = min(iou_thr, 1 - 1e-10)
+    taken = np.zeros(len(gorder), bool)
+    matched = np.full(len(order), -1)
+    ignored = np.zeros(len(order), bool)
+    for d in np.flatnonzero((ious >= thr).any(axis=1)) if len(gorder) else []:
+        best, m = thr, -1
+        for g in range(len(gorder)):
+            if taken[g] and not g_crowd[g]:
+                continue
+            if m > -1 and not g_ign[m] and g_ign[g]:
+                break
+            if ious[d, g] < best:
+                continue
+            best, m = ious[d, g], g
+        if m == -1:
+            continue
+        taken[m] = True
+        matched[d] = gorder[m]
+        ignored[d] = g_ign[m]
+    return order, matched, ignored
+
+
+def match_all(gt: dict, dets: List[dict], iou_thr: float) -> Dict[int, dict]:
+    """Matches every (image, category) like pycocotools; returns per category the score-sorted matches.
+
+    Returns:
+        category id -> dict(scores, tp, fp, det_index, gt_index, num_gt): over all images, sorted by score
+        (stable, as pycocotools' accumulate); ``det_index`` into ``dets``, ``gt_index`` into
+        ``gt['annotations']`` (-1 when unmatched).
+    """
+    by_key: Dict[tuple, list] = {}
+    for i, a in enumerate(gt['annotations']):
+        by_key.setdefault((a['image_id'], a['category_id']), [[], []])[0].append(i)
+    for i, d in enumerate(dets):
+        by_key.setdefault((d['image_id'], d['category_id']), [[], []])[1].append(i)
+    anns = gt['annotations']
+    out: Dict[int, dict] = {}
+    parts: Dict[int, list] = {c['id']: [] for c in gt['categories']}
+    num_gt = {c['id']: 0 for c in gt['categories']}
+    img_order = {im['id']: k for k, im in enumerate(sorted(gt['images'], key=lambda im: im['id']))}
+    for (img_id, cat_id), (g_idx, d_idx) in sorted(by_key.items(), key=lambda kv: (kv[0][1], img_order.get(
+            kv[0][0], 0))):
+        if cat_id not in parts:
+            continue
+        g_idx, d_idx = np.asarray(g_idx, int), np.asarray(d_idx, int)
+        # pycocotools' _prepare() sets ignore = iscrowd (an 'ignore' key is overwritten).
+        g_crowd = np.array([bool(anns[i].get('iscrowd', 0)) for i in g_idx], bool)
+        g_ign = g_crowd
+        num_gt[cat_id] += int((~g_ign).sum())
+        if len(d_idx) == 0:
+            continue
+        g_boxes = np.array([anns[i]['bbox'] for i in g_idx], float).reshape(-1, 4)
+        d_boxes = np.array([dets[i]['bbox'] for i in d_idx], float).reshape(-1, 4)
+        d_scores = np.array([dets[i]['score'] for i in d_idx], float)
+        order, m, ign = match_image(d_boxes, d_scores, g_boxes, g_ign, g_crowd, iou_thr)
+        gi = np.where(m >= 0, g_idx[np.maximum(m, 0)] if len(g_idx) else -1, -1)
+        parts[cat_id].append((d_scores[order], m >= 0, ign, d_idx[order], gi))
+    for cat_id, chunks in parts.items():
+        if chunks:
+            scores, hit, ign, d_i, g_i = (np.concatenate(x) for x in zip(*chunks))
+        else:
+            scores, hit, ign = np.zeros(0), np.zeros(0, bool), np.zeros(0, bool)
+            d_i, g_i = np.zeros(0, int), np.zeros(0, int)
+        o = np.argsort(-scores, kind='mergesort')
+        keep = ~ign[o]
+        o = o[keep]
+        out[cat_id] = dict(scores=scores[o], tp=hit[o], fp=~hit[o], det_index=d_i[o], gt_index=g_i[o],
+                           num_gt=num_gt[cat_id])
+    return out

@@ -1,0 +1,3 @@
+from .birads import BiradsBBoxHead, BiradsRoIHead, CascadeBiradsRoIHead
+
+__all__ = ['BiradsBBoxHead', 'BiradsRoIHead', 'CascadeBiradsRoIHead']

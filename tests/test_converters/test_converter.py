@@ -1,0 +1,190 @@
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from data_converters.categories import FINDING_CATEGORIES
+from data_converters.vindr_mammo import ConversionError, ConvertOptions, convert, read_findings
+
+
+def _load(out, split):
+    with open(os.path.join(out, 'annotations', f'instances_{split}.json')) as fh:
+        return json.load(fh)
+
+
+def test_counts_categories_birads_and_negatives(synth_root, converted):
+    root, images = synth_root
+    out, report = converted
+    cocos = {s: _load(out, s) for s in ('train', 'val', 'test')}
+    assert sum(len(c['images']) for c in cocos.values()) == len(images)  # every image kept, negatives too
+    expected_anns = sum(len(f.categories) for im in images for f in im.findings)  # one per (box, label)
+    assert sum(len(c['annotations']) for c in cocos.values()) == expected_anns
+    negatives = sum(1 for im in images if not im.findings)
+    assert negatives > 0
+    assert sum(s['negative_images'] for s in report['splits'].values()) == negatives
+    for c in cocos.values():
+        assert [cat['name'] for cat in c['categories']] == list(FINDING_CATEGORIES)
+        assert [cat['id'] for cat in c['categories']] == list(range(1, 11))
+        assert [im['id'] for im in c['images']] == list(range(1, len(c['images']) + 1))
+        for a in c['annotations']:
+            assert a['birads'] in (None, 3, 4, 5)
+    by_source = {im.image_id: im for im in images}
+    all_birads = sorted((str(a['birads'])) for c in cocos.values() for a in c['annotations'])
+    exp_birads = sorted(str(f.birads) for im in images for f in im.findings for _ in f.categories)
+    assert all_birads == exp_birads
+    for c in cocos.values():
+        for im in c['images']:
+            src = by_source[im['source_id']]
+            assert (im['study_id'], im['laterality'], im['view_position']) == (src.study_id, src.laterality, src.view)
+            assert im['breast_birads'] == src.breast_birads and im['breast_density'] == src.density
+            assert (im['orig_width'], im['orig_height']) == (src.cols, src.rows)
+            assert max(im['width'], im['height']) <= 160
+
+
+def test_splits_by_study_and_official_test(synth_root, converted):
+    _, images = synth_root
+    out, _ = converted
+    study_split = {}
+    for split in ('train', 'val', 'test'):
+        for im in _load(out, split)['images']:
+            assert study_split.setdefault(im['study_id'], split) == split  # a study never straddles splits
+    official_test = {im.study_id for im in images if im.split == 'test'}
+    assert {s for s, v in study_split.items() if v == 'test'} == official_test
+    assert 'val' in study_split.values()
+
+
+def test_boxes_clipped_and_lesions_bright_inside(synth_root, converted):
+    _, images = synth_root
+    out, _ = converted
+    coco = _load(out, 'train')
+    by_id = {im['id']: im for im in coco['images']}
+    checked = 0
+    for a in coco['annotations']:
+        im = by_id[a['image_id']]
+        x, y, w, h = a['bbox']
+        assert x >= 0 and y >= 0 and x + w <= im['width'] + 1e-6 and y + h <= im['height'] + 1e-6
+        if a['category_id'] != 1 or w < 6 or h < 6:
+            continue  # masses: a filled bright disk at the box centre
+        png = cv2.imread(os.path.join(out, 'images', im['file_name']), cv2.IMREAD_UNCHANGED)
+        assert png.dtype == np.uint8 and png.shape == (im['height'], im['width'])
+        cx, cy = int(x + w / 2), int(y + h / 2)
+        inside = png[cy - 1:cy + 2, cx - 1:cx + 2].mean()
+        ring = np.concatenate([png[max(int(y) - 3, 0), int(x):int(x + w)], png[min(int(y + h) + 2, im['height'] - 1),
+                                                                             int(x):int(x + w)]])
+        assert inside > ring.mean() + 20
+        checked += 1
+    assert checked > 0
+
+
+def test_sixteen_bit_and_no_crop(synth_root, tmp_path):
+    root, images = synth_root
+    out = str(tmp_path / 'c16')
+    convert(root, out, ConvertOptions(max_size=0, bit_depth=16, crop=False, workers=2, progress=False,
+                                      classes=['mass', 'calcification']))
+    coco = _load(out, 'test')
+    assert [c['name'] for c in coco['categories']] == ['Mass', 'Suspicious Calcification']
+    im = coco['images'][0]
+    png = cv2.imread(os.path.join(out, 'images', im['file_name']), cv2.IMREAD_UNCHANGED)
+    assert png.dtype == np.uint16 and png.max() > 255
+    assert (im['width'], im['height']) == (im['orig_width'], im['orig_height'])
+    assert im['transform']['crop'] == [0, 0, im['orig_width'], im['orig_height']]
+
+
+def _write_csv(path, rows, header):
+    with open(path, 'w', newline='') as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def _rows(root):
+    with open(os.path.join(root, 'finding_annotations.csv'), newline='') as fh:
+        r = list(csv.reader(fh))
+    return r[0], r[1:]
+
+
+@pytest.mark.parametrize('field,value,message', [
+    ('image_id', '../../etc/passwd', 'not a 32-character lowercase hex id'),
+    ('finding_categories', "['Mass', 'Tumour']", "unknown finding category ['Tumour']"),
+    ('finding_categories', "__import__('os')", 'is not a list text'),
+    ('xmin', 'abc', 'non-numeric coordinate'),
+    ('xmax', '-50', 'inverted or empty'),
+    ('finding_birads', 'BI-RADS 7', 'finding_birads'),
+    ('laterality', 'X', 'laterality'),
+])
+def test_bad_rows_name_the_line(synth_root, tmp_path, field, value, message):
+    root, _ = synth_root
+    header, rows = _rows(root)
+    k = next(i for i, r in enumerate(rows) if r[header.index('xmin')])  # a box row
+    rows[k][header.index(field)] = value
+    path = tmp_path / 'finding_annotations.csv'
+    _write_csv(path, rows, header)
+    with pytest.raises(ConversionError, match=f'line {k + 2}: .*{message}'.replace('[', r'\[').replace(']', r'\]')
+                       .replace('(', r'\(').replace(')', r'\)')):
+        read_findings(str(path))
+    skipped = []
+    images = read_findings(str(path), on_error='skip', skipped=skipped)
+    assert len(skipped) == 1 and f'line {k + 2}' in skipped[0]
+    assert sum(len(r.boxes) for r in images.values()) == sum(1 for r in rows if r[header.index('xmin')]) - 1
+
+
+def test_missing_and_corrupt_dicoms_fail_or_skip(synth_root, tmp_path):
+    src, images = synth_root
+    root = tmp_path / 'copy'
+    shutil.copytree(src, root)
+    victims = images[0], images[1]
+    os.remove(root / 'images' / victims[0].study_id / f'{victims[0].image_id}.dicom')
+    corrupt = root / 'images' / victims[1].study_id / f'{victims[1].image_id}.dicom'
+    corrupt.write_bytes(corrupt.read_bytes()[:500])
+    with pytest.raises(ConversionError, match=victims[0].image_id):
+        convert(str(root), str(tmp_path / 'o1'), ConvertOptions(workers=1, progress=False))
+    report = convert(str(root), str(tmp_path / 'o2'), ConvertOptions(workers=2, progress=False, on_error='skip'))
+    assert len(report['skipped_files']) == 2
+    assert any('file not found' in s for s in report['skipped_files'])
+    assert sum(s['images'] for s in report['splits'].values()) == len(images) - 2
+
+
+def _tree(out):
+    files = {}
+    for dirpath, _, names in os.walk(out):
+        for n in names:
+            if n in ('report.json', '.journal.jsonl'):
+                continue
+            p = os.path.join(dirpath, n)
+            with open(p, 'rb') as fh:
+                files[os.path.relpath(p, out)] = fh.read()
+    return files
+
+
+def test_kill_and_rerun_resumes_with_identical_output(tmp_path):
+    from data_converters.synth import write_dataset
+
+    root = str(tmp_path / 'vindr')
+    write_dataset(root, studies=10, seed=5, scale=0.12, progress=False)
+    reference = str(tmp_path / 'ref')
+    convert(root, reference, ConvertOptions(max_size=256, workers=1, progress=False))
+    out = str(tmp_path / 'out')
+    cmd = [sys.executable, '-m', 'mammo_det', 'convert', root, out, '--max-size', '256', '--workers', '1']
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = os.path.join(out, '.journal.jsonl')
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if os.path.exists(journal) and sum(1 for _ in open(journal)) >= 6:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = sum(1 for _ in open(journal)) - 1
+    assert 5 <= done_before < 40, 'the kill should land mid-run'
+    report = convert(root, out, ConvertOptions(max_size=256, workers=1, progress=False))
+    assert report['reused_images'] >= done_before
+    assert report['converted_images'] == 40 - report['reused_images']
+    assert _tree(out) == _tree(reference)
