@@ -236,6 +236,7 @@ def _record_key(rec: ImageRecord) -> str:
 
 
 def _init_worker() -> None:
+    os.environ['MAMMO_DET_NO_REGISTER'] = '1'  # workers need mammo_det.io only, not torch and mmdet
     import cv2
     cv2.setNumThreads(1)  # one image per process: threads inside each would oversubscribe the cores
 
@@ -386,7 +387,7 @@ def convert(root: str, out: str, opts: Optional[ConvertOptions] = None) -> dict:
     bar = tqdm(total=len(images), initial=len(images) - len(tasks), desc='convert', unit='img',
                disable=not opts.progress)
     with open(journal_path, 'a') as journal:
-        pool = get_context('fork').Pool(workers, initializer=_init_worker) if workers > 1 else None
+        pool = get_context('spawn').Pool(workers, initializer=_init_worker) if workers > 1 else None
         try:
             it = pool.imap_unordered(convert_image, tasks, chunksize=1) if pool else map(convert_image, tasks)
             for res in it:

@@ -3,7 +3,11 @@
 Importing the package checks the installed OpenMMLab versions and registers every module (datasets,
 transforms, heads, metric, hooks) into mmdet's registries, as ``custom_imports=dict(imports=['mammo_det'])``
 in the configs expects.
+
+Converter worker processes set ``MAMMO_DET_NO_REGISTER=1``: they only need the numpy/pydicom layer
+(``mammo_det.io``), and importing torch and mmdet would cost each of them seconds and hundreds of MB.
 """
+import os as _os
 from importlib.metadata import PackageNotFoundError, version as _version
 
 __version__ = '0.1.0'
@@ -35,7 +39,7 @@ def _check_versions() -> None:
         raise ImportError(f'mmcv-lite is installed: it has no compiled ops (NMS, RoIAlign); {_INSTALL_HINT}')
 
 
-_check_versions()
-
-from . import datasets, engine, models  # noqa: E402,F401  (registers into mmdet's registries)
-from .evaluation import mmdet_metric  # noqa: E402,F401
+if _os.environ.get('MAMMO_DET_NO_REGISTER') != '1':
+    _check_versions()
+    from . import datasets, engine, models  # noqa: F401  (registers into mmdet's registries)
+    from .evaluation import mmdet_metric  # noqa: F401

@@ -114,7 +114,7 @@ def read_dicom(path: PathLike) -> DicomImage:
 
     try:
         if 'PixelData' not in ds:
-            raise UnsupportedDicomError(path, 'no pixel data (not an image)')
+            raise UnsupportedDicomError(path, 'no pixel data (not an image, or the file is truncated)')
         intent = str(ds.get('PresentationIntentType', '')).upper()
         if intent == 'FOR PROCESSING':
             raise UnsupportedDicomError(path, 'FOR PROCESSING image (raw detector data); use the FOR PRESENTATION one')

@@ -41,6 +41,8 @@ def test_output_size_never_upscales():
 
 
 def test_crop_and_resize_area():
-    img = np.arange(16, dtype=np.uint16).reshape(4, 4)
+    img = np.arange(16, dtype=np.uint16).reshape(4, 4) * 2
     t = geo.ImageTransform(4, 4, (0, 0, 4, 4), 2, 2)
-    np.testing.assert_array_equal(geo.crop_and_resize(img, t), [[2, 4], [10, 12]])  # 2x2 block means (rounded)
+    np.testing.assert_array_equal(geo.crop_and_resize(img, t), [[5, 9], [21, 25]])  # 2x2 block means
+    t = geo.ImageTransform(4, 4, (2, 0, 4, 4), 1, 2)  # crop the right half first
+    np.testing.assert_array_equal(geo.crop_and_resize(img, t), [[9], [25]])
