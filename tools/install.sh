@@ -54,6 +54,5 @@ else
 fi
 
 say "installing mammo-det (editable) with its dependencies"
-pip "setuptools<70" wheel
 pip --no-build-isolation -e ".[dev]"
 say "done: $("$py" -c 'import mmdet, mmcv, mmengine, torch; print(f"torch {torch.__version__}, mmcv {mmcv.__version__}, mmengine {mmengine.__version__}, mmdet {mmdet.__version__}")')"

@@ -10,6 +10,8 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2, save_best='mammo/mAP', rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='DetVisualizationHook'))
+# checkpoints that torch >= 2.6 loads with weights_only=True (mammo_det/engine/checkpoint.py)
+custom_hooks = [dict(type='SafeCheckpointHook')]
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -4,6 +4,7 @@
 _base_ = 'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py'
 custom_imports = dict(imports=['mammo_det'], allow_failed_imports=False)
 model_wrapper_cfg = dict(type='CPUSafeDistributedDataParallel')
+custom_hooks = [dict(type='SafeCheckpointHook')]  # weights_only=True resume under torch >= 2.6
 
 num_classes = 10  # finding types in the annotation file
 data_root = 'data/vindr-mammo/'  # output of `mammo-det convert`

@@ -1,4 +1,4 @@
-from .checkpoint import allow_mmengine_checkpoints
+from .checkpoint import SafeCheckpointHook, allow_mmengine_checkpoints
 from .dist import CPUSafeDistributedDataParallel, init_dist_for_launcher
 
-__all__ = ['allow_mmengine_checkpoints', 'CPUSafeDistributedDataParallel', 'init_dist_for_launcher']
+__all__ = ['SafeCheckpointHook', 'allow_mmengine_checkpoints', 'CPUSafeDistributedDataParallel', 'init_dist_for_launcher']

@@ -46,7 +46,7 @@ def test_shared_features_feed_birads_branch():
     logits = head.forward_birads()
     shared = x.flatten(1)
     for fc in head.shared_fcs:
-        shared = torch.relu(fc(shared))
+        shared = torch.relu(F.linear(shared, fc.weight, fc.bias))  # F.linear: no hook fires
     torch.testing.assert_close(logits, head.fc_birads(shared))
     with pytest.raises(RuntimeError, match='forward'):
         head.forward_birads()  # consumed: never reuses stale features

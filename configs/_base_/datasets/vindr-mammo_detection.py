@@ -23,7 +23,7 @@ train_dataloader = dict(
     num_workers=2,
     persistent_workers=True,
     # all images with findings each epoch + a fresh quarter of the negatives
-    sampler=dict(_delete_=True, type='PositiveNegativeSampler', neg_fraction=0.25),
+    sampler=dict(type='PositiveNegativeSampler', neg_fraction=0.25),
     batch_sampler=dict(type='AspectRatioBatchSampler'),
     dataset=dict(
         type=dataset_type,

@@ -46,7 +46,9 @@ class BiradsBBoxHead(Shared2FCBBoxHead):
         if self._shared is None:
             raise RuntimeError('forward_birads() needs a forward() of the RoIs first')
         feats, self._shared = self._shared, None
-        return self.fc_birads(self.relu(feats))
+        # Not self.relu: it is in-place, and the parent's own in-place ReLU may already have run on ``feats``
+        # (relu twice is relu once), whose pre-activation values autograd still needs.
+        return self.fc_birads(F.relu(feats))
 
     def birads_loss(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss over the RoIs whose target is >= 0 (the others: background or no BI-RADS)."""
