@@ -171,8 +171,8 @@ def _draw_lesion(layer: np.ndarray, category: str, birads: Optional[int], box: t
     if category == 'Mass':
         cv2.ellipse(patch, center, axes, 0, 0, 360, 1.0, -1)
     elif category == 'Suspicious Calcification':
-        n = int(rng.integers(12, 25))
-        r = max(int(min(w, h) * 0.035), 1)
+        n = int(rng.integers(8, 15))
+        r = max(int(min(w, h) * 0.07), 1)  # coarse enough to survive the demo's downscaling
         for px, py in zip(rng.uniform(x0 + 0.1 * w, x1 - 0.1 * w, n), rng.uniform(y0 + 0.1 * h, y1 - 0.1 * h, n)):
             cv2.circle(patch, (int(px), int(py)), r, 1.6, -1)
     elif category in ('Focal Asymmetry', 'Asymmetry', 'Global Asymmetry'):

@@ -1,10 +1,10 @@
-# A Faster R-CNN + BI-RADS small enough to train on 2 CPU cores in minutes, on `mammo-det synth` data converted
-# with `--max-size 256 --classes mass,calcification`. Random init: the demo, tests and CI download nothing.
+# A Faster R-CNN + BI-RADS small enough to train on 2 CPU cores in minutes, on `mammo-det synth --scale 0.15` data
+# converted with `--max-size 320 --classes mass,calcification`. Random init: the demo, tests and CI download nothing.
 _base_ = '../faster_rcnn/faster-rcnn_r50_fpn_birads_1x_vindr-mammo.py'
 
 data_root = 'work_dirs/demo/coco/'  # output of `mammo-det convert` (the demo writes it)
 classes = ('Mass', 'Suspicious Calcification')  # the converted subset
-image_scale = (256, 256)  # long side in pixels
+image_scale = (320, 320)  # long side in pixels
 batch_size = 4  # images per step
 lr = 0.02  # SGD learning rate
 max_epochs = 12  # passes over the positives (+ a quarter of the negatives each)
@@ -50,7 +50,7 @@ test_evaluator = dict(ann_file=data_root + 'annotations/instances_test.json')
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[int(max_epochs * 0.75)], gamma=0.1)
+    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=lr * 0.05, begin=0, end=max_epochs, by_epoch=True)
 ]
 optim_wrapper = dict(optimizer=dict(lr=lr), clip_grad=dict(max_norm=10, norm_type=2))
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=max_epochs, save_best=None))

@@ -18,7 +18,7 @@ custom_imports = dict(imports=['mammo_det', 'tests.test_engine.probe_hook'], all
 custom_hooks = [dict(type='SafeCheckpointHook'), dict(type='ProbeHook')]
 randomness = dict(seed=0)
 train_cfg = dict(val_interval=100)
-default_hooks = dict(logger=dict(interval=1))
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1))
 """
 
 
@@ -115,10 +115,9 @@ def test_kill_minus_nine_then_resume_continues(converted, config, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert os.path.exists(os.path.join(work, 'epoch_1.pth')) and not os.path.exists(os.path.join(work, 'epoch_3.pth'))
+    per_epoch = _load(os.path.join(work, 'epoch_1.pth'))['meta']['iter']
     subprocess.run(_train_cmd(config, data, work, 3, '--resume'), check=True, env=_env(), cwd=REPO, capture_output=True)
     start = _load(os.path.join(work, 'probe_start_rank0.pth'))
-    ckpt = _load(os.path.join(work, 'epoch_1.pth'))
-    per_epoch = ckpt['meta']['iter']
     assert start['epoch'] >= 1 and start['iter'] == start['epoch'] * per_epoch  # resumed at an epoch boundary
     end = _load(os.path.join(work, 'probe_end_rank0.pth'))
     assert end['iter'] == 3 * per_epoch and os.path.exists(os.path.join(work, 'epoch_3.pth'))

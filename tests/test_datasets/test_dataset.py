@@ -1,0 +1,71 @@
+import numpy as np
+
+import mammo_det  # noqa: F401
+from mammo_det.datasets import PositiveNegativeSampler, VinDrMammoDataset
+
+
+def _dataset(data, **kw):
+    return VinDrMammoDataset(data_root=data, ann_file='annotations/instances_train.json',
+                             data_prefix=dict(img='images/'), pipeline=[], **kw)
+
+
+def test_birads_negatives_and_image_fields(converted):
+    import json, os
+    data, _ = converted
+    ds = _dataset(data)
+    coco = json.load(open(os.path.join(data, 'annotations/instances_train.json')))
+    assert len(ds) == len(coco['images'])  # negatives kept
+    assert ds.metainfo['classes'][0] == 'Mass' and len(ds.metainfo['classes']) == 10
+    got = sorted(inst['birads'] for i in range(len(ds)) for inst in ds.get_data_info(i)['instances'])
+    want = sorted(-1 if a['birads'] is None else a['birads'] for a in coco['annotations'])
+    assert got == want
+    info = ds.get_data_info(0)
+    for key in ('study_id', 'laterality', 'view_position', 'breast_birads', 'breast_density', 'transform'):
+        assert key in info
+
+
+def test_subset_metainfo_follows_classes(converted):
+    data, _ = converted
+    ds = _dataset(data, metainfo=dict(classes=('Mass',)))
+    labels = {inst['bbox_label'] for i in range(len(ds)) for inst in ds.get_data_info(i)['instances']}
+    assert labels <= {0}
+
+
+def test_pipeline_loads_and_packs_birads(converted):
+    from mmdet.utils import register_all_modules
+    register_all_modules()  # default scope mmdet, as in a runner
+    data, _ = converted
+    ds = VinDrMammoDataset(data_root=data, ann_file='annotations/instances_train.json',
+                           data_prefix=dict(img='images/'),
+                           pipeline=[dict(type='LoadMammogram'), dict(type='LoadBiradsAnnotations', with_bbox=True),
+                                     dict(type='PackMammoInputs')])
+    idx = next(i for i in range(len(ds)) if ds.get_data_info(i)['instances'])
+    out = ds[idx]
+    gt = out['data_samples'].gt_instances
+    expected = [inst['birads'] for inst in ds.get_data_info(idx)['instances']]
+    assert gt.birads.tolist() == expected
+    assert out['inputs'].shape[0] == 3
+
+
+def test_sixteen_bit_png_keeps_precision(tmp_path):
+    import cv2
+    from mammo_det.datasets.transforms import LoadMammogram
+    img = np.array([[0, 1, 257, 65535]], dtype=np.uint16)
+    cv2.imwrite(str(tmp_path / 'a.png'), img)
+    out = LoadMammogram().transform(dict(img_path=str(tmp_path / 'a.png')))['img']
+    assert out.dtype == np.float32 and out.shape == (1, 4, 3)
+    np.testing.assert_allclose(out[0, :, 0], img[0].astype(np.float64) * 255 / 65535, rtol=1e-6)
+    assert out[0, 1, 0] != out[0, 0, 0]  # 1 and 0 differ: an 8-bit load would merge them
+
+
+def test_sampler_takes_all_positives_and_a_share_of_negatives(converted):
+    data, _ = converted
+    ds = _dataset(data)
+    s = PositiveNegativeSampler(ds, neg_fraction=0.5, seed=0)
+    pos = {i for i in range(len(ds)) if ds.get_data_info(i)['instances']}
+    neg = set(range(len(ds))) - pos
+    e0 = list(s)
+    assert len(e0) == len(s) == len(pos) + round(0.5 * len(neg))
+    assert pos <= set(e0) and len(set(e0) & neg) == round(0.5 * len(neg))
+    s.set_epoch(1)
+    assert set(s) & neg != set(e0) & neg  # a fresh draw of negatives each epoch

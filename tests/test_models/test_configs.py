@@ -1,0 +1,68 @@
+"""Every config under configs/ builds its model and runs a forward pass (no weights are downloaded)."""
+import glob
+import os
+
+import pytest
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIGS = sorted(p for p in glob.glob(os.path.join(REPO, 'configs', '**', '*.py'), recursive=True)
+                 if '_base_' not in p)
+
+
+def test_every_detector_folder_has_a_config():
+    names = [os.path.relpath(p, os.path.join(REPO, 'configs')) for p in CONFIGS]
+    for folder in ('faster_rcnn', 'cascade_rcnn', 'retinanet', 'dino', 'demo'):
+        assert any(n.startswith(folder + '/') for n in names), folder
+    for n in names:  # mmdet's naming grammar, and the BI-RADS head named in the file name
+        assert n.endswith('_vindr-mammo.py') or n.endswith('_synth-mammo.py'), n
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: os.path.basename(p))
+def test_config_builds_and_forwards(path):
+    from mmengine.config import Config
+    from mmdet.registry import MODELS
+    from mmdet.structures import DetDataSample
+    from mmdet.utils import register_all_modules
+    import mammo_det  # noqa: F401
+
+    register_all_modules()
+    cfg = Config.fromfile(path)
+    assert cfg.default_scope == 'mmdet'
+    assert 'mammo_det' in cfg.custom_imports['imports']
+    assert any(h['type'] == 'SafeCheckpointHook' for h in cfg.get('custom_hooks', []))
+    assert cfg.train_dataloader.dataset.type == 'VinDrMammoDataset'
+    assert cfg.train_dataloader.dataset.filter_cfg.filter_empty_gt is False
+    assert cfg.val_evaluator.type == 'MammoMetric'
+    model = MODELS.build(cfg.model)  # no init_weights(): ImageNet weights are fetched only when training
+    has_birads = 'birads' in os.path.basename(path)
+    assert has_birads == ('Birads' in type(model.roi_head).__name__ if hasattr(model, 'roi_head') else False)
+    model.eval()
+    h, w = 320, 256  # DINO picks 900 queries among the encoder tokens: the input must have that many
+    sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w), scale_factor=(1., 1.),
+                                         batch_input_shape=(h, w)))
+    data = model.data_preprocessor(dict(inputs=[torch.rand(3, h, w) * 255], data_samples=[sample]), training=False)
+    with torch.no_grad():
+        out = model.predict(data['inputs'], data['data_samples'], rescale=True)
+    inst = out[0].pred_instances
+    assert inst.bboxes.shape[-1] == 4 and len(inst.scores) == len(inst.labels)
+    if has_birads:
+        assert inst.birads_scores.shape == (len(inst.scores), 3)
+
+
+def test_inheritance_depth_at_most_three():
+    import ast
+    import re
+
+    def depth(path):
+        tree = ast.parse(open(path).read())
+        bases = []
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and getattr(node.targets[0], 'id', '') == '_base_':
+                v = ast.literal_eval(node.value)
+                bases = [v] if isinstance(v, str) else list(v)
+        own = [os.path.normpath(os.path.join(os.path.dirname(path), b)) for b in bases if not re.match(r'\w+::', b)]
+        return 1 + max([depth(b) for b in own], default=0)
+
+    for p in CONFIGS:
+        assert depth(p) <= 3, p
