@@ -123,47 +123,65 @@ def match_image(det_boxes: np.ndarray, det_scores: np.ndarray, gt_boxes: np.ndar
 def match_all(gt: dict, dets: List[dict], iou_thr: float) -> Dict[int, dict]:
     """Matches every (image, category) like pycocotools; returns per category the score-sorted matches.
 
+    Detections of an (image, category) without ground truth are false positives without any matching, which
+    is most of them on mammograms; only the others go through :func:`match_image`.
+
     Returns:
-        category id -> dict(scores, tp, fp, det_index, gt_index, num_gt): over all images, sorted by score
-        (stable, as pycocotools' accumulate); ``det_index`` into ``dets``, ``gt_index`` into
-        ``gt['annotations']`` (-1 when unmatched).
+        category id -> dict(scores, tp, fp, det_index, gt_index, num_gt): over all images, in pycocotools'
+        accumulate order (images in id order, top ``MAX_DETS`` per image by score, then a stable sort by
+        score); ``det_index`` into ``dets``, ``gt_index`` into ``gt['annotations']`` (-1 when unmatched).
     """
-    by_key: Dict[tuple, list] = {}
-    for i, a in enumerate(gt['annotations']):
-        by_key.setdefault((a['image_id'], a['category_id']), [[], []])[0].append(i)
-    for i, d in enumerate(dets):
-        by_key.setdefault((d['image_id'], d['category_id']), [[], []])[1].append(i)
     anns = gt['annotations']
-    out: Dict[int, dict] = {}
-    parts: Dict[int, list] = {c['id']: [] for c in gt['categories']}
-    num_gt = {c['id']: 0 for c in gt['categories']}
-    img_order = {im['id']: k for k, im in enumerate(sorted(gt['images'], key=lambda im: im['id']))}
-    for (img_id, cat_id), (g_idx, d_idx) in sorted(by_key.items(), key=lambda kv: (kv[0][1], img_order.get(
-            kv[0][0], 0))):
-        if cat_id not in parts:
-            continue
-        g_idx, d_idx = np.asarray(g_idx, int), np.asarray(d_idx, int)
+    img_pos = {im['id']: k for k, im in enumerate(sorted(gt['images'], key=lambda im: im['id']))}
+    cat_ids = [c['id'] for c in gt['categories']]
+    n = len(dets)
+    d_img = np.fromiter((img_pos.get(d['image_id'], -1) for d in dets), np.int64, n)
+    d_cat = np.fromiter((d['category_id'] for d in dets), np.int64, n)
+    d_score = np.fromiter((d['score'] for d in dets), np.float64, n)
+    # Rank within (category, image) by descending score, stable on the input order, as evaluateImg's sort.
+    order = np.lexsort((np.arange(n), -d_score, d_img, d_cat))
+    key = d_cat[order] * (len(img_pos) + 1) + d_img[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(key)) + 1] if n else np.zeros(0, np.int64)
+    rank = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n])) if n else np.zeros(0, np.int64)
+    kept = order[rank < MAX_DETS]
+    hit = np.zeros(n, bool)
+    ignored = np.zeros(n, bool)
+    matched_gt = np.full(n, -1, np.int64)
+    rank_of = np.empty(n, np.int64)
+    rank_of[order] = rank
+
+    gt_groups: Dict[tuple, list] = {}
+    num_gt = {c: 0 for c in cat_ids}
+    for i, a in enumerate(anns):
+        gt_groups.setdefault((a['category_id'], a['image_id']), []).append(i)
         # pycocotools' _prepare() sets ignore = iscrowd (an 'ignore' key is overwritten).
-        g_crowd = np.array([bool(anns[i].get('iscrowd', 0)) for i in g_idx], bool)
-        g_ign = g_crowd
-        num_gt[cat_id] += int((~g_ign).sum())
-        if len(d_idx) == 0:
-            continue
-        g_boxes = np.array([anns[i]['bbox'] for i in g_idx], float).reshape(-1, 4)
-        d_boxes = np.array([dets[i]['bbox'] for i in d_idx], float).reshape(-1, 4)
-        d_scores = np.array([dets[i]['score'] for i in d_idx], float)
-        order, m, ign = match_image(d_boxes, d_scores, g_boxes, g_ign, g_crowd, iou_thr)
-        gi = np.where(m >= 0, g_idx[np.maximum(m, 0)] if len(g_idx) else -1, -1)
-        parts[cat_id].append((d_scores[order], m >= 0, ign, d_idx[order], gi))
-    for cat_id, chunks in parts.items():
-        if chunks:
-            scores, hit, ign, d_i, g_i = (np.concatenate(x) for x in zip(*chunks))
-        else:
-            scores, hit, ign = np.zeros(0), np.zeros(0, bool), np.zeros(0, bool)
-            d_i, g_i = np.zeros(0, int), np.zeros(0, int)
-        o = np.argsort(-scores, kind='mergesort')
-        keep = ~ign[o]
-        o = o[keep]
-        out[cat_id] = dict(scores=scores[o], tp=hit[o], fp=~hit[o], det_index=d_i[o], gt_index=g_i[o],
-                           num_gt=num_gt[cat_id])
+        if a['category_id'] in num_gt and not a.get('iscrowd', 0):
+            num_gt[a['category_id']] += 1
+    if gt_groups and n:
+        in_group: Dict[tuple, list] = {}
+        for j in kept:
+            k = (int(d_cat[j]), dets[j]['image_id'])
+            if k in gt_groups:
+                in_group.setdefault(k, []).append(j)
+        for k, d_idx in in_group.items():
+            g_idx = np.asarray(gt_groups[k], int)
+            d_idx = np.asarray(d_idx, int)
+            g_crowd = np.array([bool(anns[i].get('iscrowd', 0)) for i in g_idx], bool)
+            g_boxes = np.array([anns[i]['bbox'] for i in g_idx], float).reshape(-1, 4)
+            d_boxes = np.array([dets[i]['bbox'] for i in d_idx], float).reshape(-1, 4)
+            o, m, ign = match_image(d_boxes, d_score[d_idx], g_boxes, g_crowd, g_crowd, iou_thr)
+            sel = d_idx[o]
+            hit[sel] = m >= 0
+            ignored[sel] = ign
+            matched_gt[sel] = np.where(m >= 0, g_idx[np.maximum(m, 0)], -1)
+
+    out: Dict[int, dict] = {}
+    for c in cat_ids:
+        idx = kept[d_cat[kept] == c]
+        idx = idx[~ignored[idx]]
+        # accumulate(): images in id order, each image's detections by score, then a stable sort by score.
+        idx = idx[np.lexsort((rank_of[idx], d_img[idx]))]
+        idx = idx[np.argsort(-d_score[idx], kind='mergesort')]
+        out[c] = dict(scores=d_score[idx], tp=hit[idx], fp=~hit[idx], det_index=idx, gt_index=matched_gt[idx],
+                      num_gt=num_gt[c])
     return out
