@@ -171,8 +171,8 @@ def _draw_lesion(layer: np.ndarray, category: str, birads: Optional[int], box: t
     if category == 'Mass':
         cv2.ellipse(patch, center, axes, 0, 0, 360, 1.0, -1)
     elif category == 'Suspicious Calcification':
-        n = int(rng.integers(8, 15))
-        r = max(int(min(w, h) * 0.07), 1)  # coarse enough to survive the demo's downscaling
+        n = int(rng.integers(6, 11))
+        r = max(int(min(w, h) * 0.09), 1)  # coarse enough to survive the demo's downscaling
         for px, py in zip(rng.uniform(x0 + 0.1 * w, x1 - 0.1 * w, n), rng.uniform(y0 + 0.1 * h, y1 - 0.1 * h, n)):
             cv2.circle(patch, (int(px), int(py)), r, 1.6, -1)
     elif category in ('Focal Asymmetry', 'Asymmetry', 'Global Asymmetry'):
@@ -279,8 +279,8 @@ def render_dicom(img: SynthImage, path: str, *, transfer_syntax: Optional[str] =
         ds.PresentationLUTShape = 'IDENTITY'
         items = []
         x = np.arange(4096, dtype=np.float64)
-        for i, (c, name) in enumerate(zip((center, center - 300, center + 300, center - 600, center + 600),
-                                          ('NORMAL', 'HARDER', 'SOFTER', 'HARDEST', 'SOFTEST'))):
+        for c, name in zip((center, center - 300, center + 300, center - 600, center + 600),
+                           ('NORMAL', 'HARDER', 'SOFTER', 'HARDEST', 'SOFTEST')):
             item = Dataset()
             item.add_new(0x00283002, 'US', [4096, 0, 12])  # LUT Descriptor: entries, first mapped, bits
             item.LUTExplanation = name

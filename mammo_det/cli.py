@@ -78,6 +78,37 @@ def _test(args) -> int:
     return 0
 
 
+def _infer(args) -> int:
+    from mammo_det.apis.inference import infer
+
+    res = infer(args.config, args.checkpoint, args.inputs, args.out, device=args.device, batch_size=args.batch_size,
+                score_thr=args.score_thr)
+    for e in res['errors']:
+        print(f"skipped {e['error']}", file=sys.stderr)
+    n = sum(len(p['detections']) for p in res['predictions'])
+    print(f"{len(res['predictions'])} images, {n} detections -> {os.path.join(args.out, 'predictions.json')}"
+          + (f"; {len(res['errors'])} unreadable (errors.json)" if res['errors'] else ''))
+    return 0
+
+
+def _demo(args) -> int:
+    from mammo_det.apis.demo import run_demo
+
+    run_demo(args.out, studies=args.studies, scale=args.scale, epochs=args.epochs, seed=args.seed)
+    return 0
+
+
+def _benchmark(args) -> int:
+    from mammo_det.apis.benchmark import benchmark
+    from mammo_det.apis.runner import parse_cfg_options
+
+    rows = benchmark(args.configs, args.data, args.work_dir, checkpoints=args.checkpoints,
+                     cfg_options=parse_cfg_options(args.cfg_options))
+    print(open(os.path.join(args.work_dir, 'leaderboard.md')).read())
+    print(f'{len(rows)} configs -> {args.work_dir}/leaderboard.{{md,csv,png}}')
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='mammo-det', description=__doc__)
     sub = p.add_subparsers(dest='command', required=True)
@@ -134,6 +165,32 @@ def build_parser() -> argparse.ArgumentParser:
     te.add_argument('--cfg-options', nargs='+')
     te.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
     te.set_defaults(func=_test)
+
+    i = sub.add_parser('infer', help='detect on DICOMs/PNGs; boxes in the original DICOM pixel grid')
+    i.add_argument('config')
+    i.add_argument('checkpoint')
+    i.add_argument('inputs', nargs='+', help='files or folders (searched recursively for .dicom/.dcm/.png)')
+    i.add_argument('--out', required=True)
+    i.add_argument('--batch-size', type=int, default=4)
+    i.add_argument('--score-thr', type=float, default=0.05)
+    i.add_argument('--device', help='cpu, cuda:0 ... (default: cuda when available)')
+    i.set_defaults(func=_infer)
+
+    d = sub.add_parser('demo', help='synth -> convert -> train -> test -> evaluate -> report.md, on CPU')
+    d.add_argument('--out', default='work_dirs/demo')
+    d.add_argument('--studies', type=int, default=60)
+    d.add_argument('--scale', type=float, default=0.15)
+    d.add_argument('--epochs', type=int, default=12)
+    d.add_argument('--seed', type=int, default=0)
+    d.set_defaults(func=_demo)
+
+    b = sub.add_parser('benchmark', help='train and test several configs; one leaderboard')
+    b.add_argument('configs', nargs='+')
+    b.add_argument('--data', required=True, help='a folder written by convert')
+    b.add_argument('--work-dir', required=True)
+    b.add_argument('--checkpoints', nargs='+', help='test these instead of training (one per config)')
+    b.add_argument('--cfg-options', nargs='+')
+    b.set_defaults(func=_benchmark)
     return p
 
 

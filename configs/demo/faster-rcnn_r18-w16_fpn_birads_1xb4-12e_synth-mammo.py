@@ -5,6 +5,7 @@ _base_ = '../faster_rcnn/faster-rcnn_r50_fpn_birads_1x_vindr-mammo.py'
 data_root = 'work_dirs/demo/coco/'  # output of `mammo-det convert` (the demo writes it)
 classes = ('Mass', 'Suspicious Calcification')  # the converted subset
 image_scale = (320, 320)  # long side in pixels
+mammo_preprocess = dict(max_size=320, bit_depth=8, crop=True, voi='auto', window_index=0)  # as converted
 batch_size = 4  # images per step
 lr = 0.02  # SGD learning rate
 max_epochs = 12  # passes over the positives (+ a quarter of the negatives each)

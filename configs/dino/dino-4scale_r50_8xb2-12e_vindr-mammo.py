@@ -9,6 +9,7 @@ custom_hooks = [dict(type='SafeCheckpointHook')]  # weights_only=True resume und
 num_classes = 10  # finding types in the annotation file
 data_root = 'data/vindr-mammo/'  # output of `mammo-det convert`
 image_scale = (2048, 2048)  # long side 2048 px, aspect kept
+mammo_preprocess = dict(max_size=2048, bit_depth=8, crop=True, voi='auto', window_index=0)  # as converted
 
 model = dict(bbox_head=dict(num_classes=num_classes), test_cfg=dict(max_per_img=100))
 train_pipeline = [

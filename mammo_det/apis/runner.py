@@ -68,8 +68,8 @@ def build_test_runner(config: str, checkpoint: str, work_dir: Optional[str] = No
                       show_dir: Optional[str] = None):
     """A Runner ready to ``test()`` with ``checkpoint``; ``out`` makes the metric write COCO results there.
 
-    ``out`` gets a COCO results list (and ``<out stem>_eval/`` the metric's report files) whose entries carry ``birads`` and ``birads_scores`` when the model
-    predicts them, boxes in the converted image's pixels.
+    ``out`` gets a COCO results list whose entries carry ``birads`` and ``birads_scores`` when the model
+    predicts them, boxes in the converted image's pixels; ``<out stem>_eval/`` gets the metric's report files.
     """
     from mmengine.runner import Runner
 

@@ -49,7 +49,8 @@ class MammoMetric(BaseMetric):
     default_prefix = 'mammo'
 
     def __init__(self, ann_file: str, froc_iou: float = 0.5, results_file: Optional[str] = None,
-                 report_dir: Optional[str] = None, collect_device: str = 'cpu', prefix: Optional[str] = None, backend_args: Optional[dict] = None):
+                 report_dir: Optional[str] = None, collect_device: str = 'cpu', prefix: Optional[str] = None,
+                 backend_args: Optional[dict] = None):
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.ann_file = ann_file
         self.froc_iou = froc_iou

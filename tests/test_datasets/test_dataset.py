@@ -10,7 +10,8 @@ def _dataset(data, **kw):
 
 
 def test_birads_negatives_and_image_fields(converted):
-    import json, os
+    import json
+    import os
     data, _ = converted
     ds = _dataset(data)
     coco = json.load(open(os.path.join(data, 'annotations/instances_train.json')))

@@ -86,7 +86,8 @@ def test_two_process_gloo_ddp_ranks_end_identical(converted, config, tmp_path):
     data, _ = converted
     work = str(tmp_path / 'ddp')
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29517',
-           os.path.join(REPO, 'tools/train.py'), config, '--launcher', 'pytorch', '--data-root', data, '--work-dir', work,
+           os.path.join(REPO, 'tools/train.py'), config, '--launcher', 'pytorch', '--data-root', data,
+           '--work-dir', work,
            '--cfg-options', *_opts(1)]
     proc = subprocess.run(cmd, env=_env(), cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

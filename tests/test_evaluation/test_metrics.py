@@ -88,13 +88,16 @@ def test_equal_to_pycocotools_on_random_inputs(seed):
     # and against pycocotools' own summarize() for the mean
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
-    import contextlib, io
+    import contextlib
+    import io
     with contextlib.redirect_stdout(io.StringIO()):
         c = COCO()
         c.dataset = json.loads(json.dumps(gt))
         c.createIndex()
         e = COCOeval(c, c.loadRes(dets), 'bbox')
-        e.evaluate(); e.accumulate(); e.summarize()
+        e.evaluate()
+        e.accumulate()
+        e.summarize()
     assert fast['mAP'] == pytest.approx(e.stats[0], abs=1e-6)
     assert fast['mAP50'] == pytest.approx(e.stats[1], abs=1e-6)
     assert fast['mAP75'] == pytest.approx(e.stats[2], abs=1e-6)
@@ -105,7 +108,8 @@ def test_froc_matching_agrees_with_pycocotools_evalimgs(seed):
     """Our TP/FP flags at IoU 0.5 are pycocotools' dtMatches for area 'all', maxDets 100."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
-    import contextlib, io
+    import contextlib
+    import io
     from mammo_det.evaluation.coco import match_all
     gt, dets = _random_case(np.random.default_rng(100 + seed))
     with contextlib.redirect_stdout(io.StringIO()):

@@ -3,6 +3,8 @@ dataset_type = 'VinDrMammoDataset'
 data_root = 'data/vindr-mammo/'
 image_scale = (2048, 2048)  # long side 2048 px, aspect kept (mammograms are ~3500 px tall originally)
 backend_args = None
+# How `mammo-det convert` made the training images; `mammo-det infer` applies the same to raw DICOMs.
+mammo_preprocess = dict(max_size=2048, bit_depth=8, crop=True, voi='auto', window_index=0)
 
 train_pipeline = [
     dict(type='LoadMammogram'),  # 8- or 16-bit PNG, kept at full precision

@@ -1,0 +1,108 @@
+"""N configs -> one leaderboard: train (or take a checkpoint), test, and tabulate metrics, size and speed."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from typing import List, Optional, Sequence
+
+
+def _count_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _flops(model, shape) -> Optional[float]:
+    """GFLOPs of one forward at ``shape`` (C, H, W) with mmengine's counter; None where it cannot trace."""
+    import torch
+    from mmengine.analysis import get_model_complexity_info
+
+    try:
+        from mmdet.structures import DetDataSample
+        h, w = shape[1:]
+        sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
+                                             scale_factor=(1., 1.), batch_input_shape=(h, w)))
+        data = model.data_preprocessor(dict(inputs=[torch.rand(*shape) * 255], data_samples=[sample]), False)
+        model.eval()
+        info = get_model_complexity_info(model, inputs=(data['inputs'], data['data_samples'], 'tensor'),
+                                         show_table=False, show_arch=False)
+        return info['flops'] / 1e9
+    except Exception:  # some heads do not trace in 'tensor' mode; the column says n/a
+        return None
+
+
+def benchmark(configs: Sequence[str], data_root: str, work_dir: str, checkpoints: Optional[Sequence[str]] = None,
+              cfg_options: Optional[dict] = None) -> List[dict]:
+    """Trains (unless checkpoints are given) and tests each config; writes leaderboard.{md,csv,png} to work_dir."""
+    from mammo_det.apis.runner import build_test_runner, build_train_runner
+
+    if checkpoints and len(checkpoints) != len(configs):
+        raise ValueError(f'{len(checkpoints)} checkpoints for {len(configs)} configs')
+    os.makedirs(work_dir, exist_ok=True)
+    rows = []
+    for k, config in enumerate(configs):
+        name = os.path.splitext(os.path.basename(config))[0]
+        wd = os.path.join(work_dir, name)
+        print(f'\n==> [{k + 1}/{len(configs)}] {name}', flush=True)
+        train_s = None
+        if checkpoints:
+            ckpt = checkpoints[k]
+        else:
+            t = time.time()
+            runner = build_train_runner(config, work_dir=wd, data_root=data_root, cfg_options=cfg_options)
+            runner.train()
+            train_s = time.time() - t
+            with open(os.path.join(wd, 'last_checkpoint')) as fh:
+                ckpt = fh.read().strip()
+        preds = os.path.join(wd, 'preds.json')
+        runner = build_test_runner(config, ckpt, work_dir=wd, out=preds, data_root=data_root, cfg_options=cfg_options)
+        t = time.time()
+        runner.test()
+        test_s = time.time() - t
+        metrics = json.load(open(os.path.join(wd, 'preds_eval', 'metrics.json')))
+        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        scale = runner.cfg.get('image_scale', (1333, 800))
+        row = dict(config=name, mAP=metrics['mAP'], mAP50=metrics['mAP50'],
+                   **{f'AP {c}': v['AP'] for c, v in metrics['per_category'].items() if v['num_gt']},
+                   **{'R@0.5FPPI': _mean([v['recall_at_fppi']['0.5'] for v in metrics['per_category'].values()
+                                          if v['num_gt']])},
+                   birads_acc=(metrics.get('birads') or {}).get('accuracy'),
+                   params_M=_count_params(model) / 1e6, GFLOPs=_flops(model, (3, scale[0], int(scale[0] * 0.8))),
+                   test_img_per_s=metrics['num_images'] / test_s, train_s=train_s)
+        rows.append(row)
+    write_leaderboard(rows, work_dir)
+    return rows
+
+
+def _mean(v):
+    return sum(v) / len(v) if v else None
+
+
+def write_leaderboard(rows: List[dict], out_dir: str) -> dict:
+    """leaderboard.md, leaderboard.csv and leaderboard.png (mAP and recall at 0.5 FPPI per config)."""
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    fmt = lambda v: '-' if v is None else f'{v:.3f}' if isinstance(v, float) else str(v)  # noqa: E731
+    paths = {k: os.path.join(out_dir, f'leaderboard.{k}') for k in ('md', 'csv', 'png')}
+    with open(paths['md'], 'w') as fh:
+        fh.write('| ' + ' | '.join(cols) + ' |\n|' + '---|' * len(cols) + '\n')
+        for r in sorted(rows, key=lambda r: -(r['mAP'] or 0)):
+            fh.write('| ' + ' | '.join(fmt(r.get(c)) for c in cols) + ' |\n')
+    with open(paths['csv'], 'w', newline='') as fh:
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(rows)), 4))
+    x = np.arange(len(rows))
+    ax.bar(x - 0.2, [r['mAP'] or 0 for r in rows], 0.4, label='mAP')
+    ax.bar(x + 0.2, [r['R@0.5FPPI'] or 0 for r in rows], 0.4, label='recall at 0.5 FPPI')
+    ax.set_xticks(x, [r['config'][:28] for r in rows], rotation=15, fontsize=7)
+    ax.set(ylim=(0, 1), title='mammo-det leaderboard')
+    ax.legend()
+    fig.savefig(paths['png'], dpi=120, bbox_inches='tight')
+    plt.close(fig)
+    return paths

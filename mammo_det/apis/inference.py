@@ -1,0 +1,140 @@
+"""Raw DICOMs (or PNGs) -> detections in the original DICOM pixel grid, with overlays."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Iterable, List, Optional, Sequence
+
+import numpy as np
+
+INPUT_SUFFIXES = ('.dicom', '.dcm', '.png')
+
+
+def find_inputs(paths: Iterable[str]) -> List[str]:
+    """Files as given, folders searched recursively for .dicom/.dcm/.png, in a stable order."""
+    found = []
+    for p in paths:
+        if os.path.isdir(p):
+            for dirpath, _, names in os.walk(p):
+                found += [os.path.join(dirpath, n) for n in names if n.lower().endswith(INPUT_SUFFIXES)]
+        else:
+            found.append(p)
+    return sorted(dict.fromkeys(found))
+
+
+def draw_detections(image: np.ndarray, boxes: np.ndarray, labels: Sequence[str], scores: Sequence[float],
+                    birads: Optional[Sequence[int]] = None, color=(0, 0, 255), gt_boxes=None) -> np.ndarray:
+    """BGR 8-bit overlay of xyxy ``boxes`` (image pixels) on a grayscale mammogram; ground truth in green."""
+    import cv2
+
+    img = image
+    if img.dtype != np.uint8:
+        img = (img.astype(np.float32) * (255.0 / max(float(img.max()), 1.0))).astype(np.uint8)
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    thick = max(1, round(max(img.shape[:2]) / 400))
+    for b in (gt_boxes if gt_boxes is not None else []):
+        x1, y1, x2, y2 = (int(round(v)) for v in b)
+        cv2.rectangle(img, (x1, y1), (x2, y2), (0, 200, 0), thick)
+    for k, b in enumerate(boxes):
+        x1, y1, x2, y2 = (int(round(v)) for v in b)
+        cv2.rectangle(img, (x1, y1), (x2, y2), color, thick)
+        text = f'{labels[k]} {scores[k]:.2f}' + (f' BR{birads[k]}' if birads is not None else '')
+        cv2.putText(img, text, (x1, max(y1 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.3 * thick, color, 1, cv2.LINE_AA)
+    return img
+
+
+def infer(config: str, checkpoint: str, inputs: Sequence[str], out_dir: str, device: Optional[str] = None,
+          batch_size: int = 4, score_thr: float = 0.05, progress: bool = True) -> dict:
+    """Runs a trained detector on DICOMs/PNGs; writes ``predictions.json`` and one overlay PNG per input.
+
+    DICOMs get the converter's preprocessing (``mammo_preprocess`` in the config: crop, resize, window), and
+    boxes are mapped back to the DICOM grid (W x H = Columns x Rows). PNGs are taken as converted images and
+    their boxes stay in PNG pixels. Unreadable files are reported and skipped.
+
+    Returns:
+        dict(predictions=[...], errors=[...]) as written to ``out_dir``.
+    """
+    import cv2
+    import torch
+    from mmcv.transforms import Compose
+    from mmdet.apis import init_detector
+    from mmengine.dataset import pseudo_collate
+    from tqdm import tqdm
+
+    from mammo_det.io.dicom import DicomError
+    from mammo_det.io.geometry import ImageTransform, to_original
+
+    device = device or ('cuda:0' if torch.cuda.is_available() else 'cpu')
+    model = init_detector(config, checkpoint, device=device)
+    cfg = model.cfg
+    dicom_cfg = dict(cfg.get('mammo_preprocess', {}))
+    pipeline = []
+    for step in cfg.test_dataloader.dataset.pipeline:
+        step = dict(step)
+        if step['type'] == 'LoadBiradsAnnotations':
+            continue  # no annotations at inference
+        if step['type'] == 'LoadMammogram':
+            step['dicom_cfg'] = dicom_cfg
+        if step['type'] == 'PackMammoInputs':
+            step['meta_keys'] = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'mammo_transform')
+        pipeline.append(step)
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    pipeline = Compose(pipeline)
+    classes = model.dataset_meta['classes']
+
+    files = find_inputs(inputs)
+    os.makedirs(out_dir, exist_ok=True)
+    predictions, errors = [], []
+    bar = tqdm(total=len(files), desc='infer', unit='img', disable=not progress)
+    for start in range(0, len(files), batch_size):
+        batch, kept = [], []
+        for k, path in enumerate(files[start:start + batch_size]):
+            try:
+                batch.append(pipeline(dict(img_path=path, img_id=start + k)))
+                kept.append(path)
+            except (DicomError, FileNotFoundError, OSError) as exc:
+                errors.append(dict(file=path, error=str(exc)))
+        if batch:
+            with torch.no_grad():
+                results = model.test_step(pseudo_collate(batch))
+            for path, packed, res in zip(kept, batch, results):
+                inst = res.pred_instances
+                keep = inst.scores >= score_thr
+                boxes = inst.bboxes[keep].cpu().numpy()
+                scores = inst.scores[keep].cpu().numpy()
+                labels = inst.labels[keep].cpu().numpy()
+                probs = inst.birads_scores[keep].cpu().numpy() if 'birads_scores' in inst else None
+                meta = res.metainfo
+                h, w = meta['ori_shape']
+                t = (ImageTransform.from_dict(meta['mammo_transform']) if 'mammo_transform' in meta
+                     else ImageTransform.identity(w, h))
+                orig = to_original(boxes, t)
+                dets = []
+                for k in range(len(scores)):
+                    d = dict(bbox=[round(float(v), 2) for v in orig[k]], category=classes[int(labels[k])],
+                             score=round(float(scores[k]), 5))
+                    if probs is not None:
+                        d['birads'] = int(np.argmax(probs[k])) + 3
+                        d['birads_scores'] = [round(float(v), 5) for v in probs[k]]
+                    dets.append(d)
+                predictions.append(dict(file=path, source_id=os.path.splitext(os.path.basename(path))[0],
+                                        width=t.orig_width, height=t.orig_height, detections=dets))
+                img = packed['inputs'][0].numpy()  # channel 0 of the loaded (resized) image, 0-255
+                sx, sy = meta['scale_factor']
+                overlay = draw_detections(img, boxes * [sx, sy, sx, sy], [classes[int(c)] for c in labels], scores,
+                                          [d.get('birads') for d in dets] if probs is not None else None)
+                name = os.path.splitext(os.path.basename(path))[0] + '.png'
+                cv2.imwrite(os.path.join(out_dir, name), overlay)
+        bar.update(len(files[start:start + batch_size]))
+    bar.close()
+    result = dict(predictions=predictions, errors=errors)
+    tmp = os.path.join(out_dir, 'predictions.json.tmp')
+    with open(tmp, 'w') as fh:
+        json.dump(predictions, fh, indent=1)
+    os.replace(tmp, os.path.join(out_dir, 'predictions.json'))
+    if errors:
+        with open(os.path.join(out_dir, 'errors.json'), 'w') as fh:
+            json.dump(errors, fh, indent=1)
+    return result
