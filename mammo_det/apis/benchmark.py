@@ -16,18 +16,28 @@ def _flops(model, shape) -> Optional[float]:
     """GFLOPs of one forward at ``shape`` (C, H, W) with mmengine's counter; None where it cannot trace."""
     import torch
     from mmengine.analysis import get_model_complexity_info
+    from mmdet.structures import DetDataSample
 
+    class _Tensor(torch.nn.Module):
+        """The JIT tracer takes tensors only: hold the data samples and call the detector in 'tensor' mode."""
+
+        def __init__(self, detector, samples):
+            super().__init__()
+            self.detector, self.samples = detector, samples
+
+        def forward(self, inputs):
+            return self.detector(inputs, self.samples, mode='tensor')
+
+    h, w = shape[1:]
+    sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w), scale_factor=(1., 1.),
+                                         batch_input_shape=(h, w)))
     try:
-        from mmdet.structures import DetDataSample
-        h, w = shape[1:]
-        sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
-                                             scale_factor=(1., 1.), batch_input_shape=(h, w)))
-        data = model.data_preprocessor(dict(inputs=[torch.rand(*shape) * 255], data_samples=[sample]), False)
         model.eval()
-        info = get_model_complexity_info(model, inputs=(data['inputs'], data['data_samples'], 'tensor'),
+        data = model.data_preprocessor(dict(inputs=[torch.rand(*shape) * 255], data_samples=[sample]), False)
+        info = get_model_complexity_info(_Tensor(model, data['data_samples']), inputs=(data['inputs'],),
                                          show_table=False, show_arch=False)
         return info['flops'] / 1e9
-    except Exception:  # some heads do not trace in 'tensor' mode; the column says n/a
+    except Exception:  # some heads do not trace in 'tensor' mode; the column then says '-'
         return None
 
 
