@@ -28,7 +28,8 @@ def test_mmcv_compiled_ops_run_on_cpu():
     dets, keep = nms(boxes, torch.tensor([0.9, 0.8, 0.7]), iou_threshold=0.5)
     assert keep.tolist() == [0, 2]  # the second box overlaps the first by IoU 0.68
     feats = torch.arange(16, dtype=torch.float32).reshape(1, 1, 4, 4)
-    out = RoIAlign((2, 2), spatial_scale=1.0, sampling_ratio=1, aligned=True)(feats, torch.tensor([[0., 0., 0., 4., 4.]]))
+    roi_align = RoIAlign((2, 2), spatial_scale=1.0, sampling_ratio=1, aligned=True)
+    out = roi_align(feats, torch.tensor([[0., 0., 0., 4., 4.]]))
     # aligned=True samples the centres of the four 2x2 bins: (0.5, 0.5), (2.5, 0.5), ... -> bilinear values
     torch.testing.assert_close(out.flatten(), torch.tensor([2.5, 4.5, 10.5, 12.5]))
 
