@@ -47,7 +47,7 @@ else
         say "CUDA torch and nvcc found: building mmcv's CUDA ops too"
         build_env+=(FORCE_CUDA=1)
     fi
-    say "building $MMCV_SPEC from source with compiled ops (about 8 minutes on 2 cores; pip caches the wheel)"
+    say "building $MMCV_SPEC from source with compiled ops (about 13 minutes on 2 cores the first time; pip caches the wheel)"
     start=$(date +%s)
     env "${build_env[@]}" "$py" -m pip install "${pip_args[@]}" --no-build-isolation "$MMCV_SPEC"
     say "mmcv build and install took $(( $(date +%s) - start )) s"
