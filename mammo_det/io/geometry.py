@@ -72,7 +72,8 @@ def breast_bbox(display: np.ndarray, *, stride: int = 8, margin: float = 0.01) -
     """Bounding box ``(x0, y0, x1, y1)`` of the breast: the largest bright connected region.
 
     Works on a strided subsample of a display image (tissue bright), thresholded with Otsu, so it costs well
-    under a millisecond on a full mammogram. Labels and markers are small components and fall away.
+    under a millisecond on a full mammogram. Labels and markers are small components and fall away; an
+    opening first cuts thin bright lines (the borders of digitised films) that would join the breast to the edge.
 
     Args:
         display: 2-D display image (tissue bright), any integer dtype.
@@ -87,6 +88,11 @@ def breast_bbox(display: np.ndarray, *, stride: int = 8, margin: float = 0.01) -
     if small.max() == small.min():
         return 0, 0, w, h
     _, mask = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    # An opening cuts thin bright lines (film borders, rulers) that would join the breast to the image edge.
+    k = max(3, (min(small.shape) // 60) | 1)
+    opened = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    if opened.any():
+        mask = opened
     n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n <= 1:
         return 0, 0, w, h
