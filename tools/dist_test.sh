@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args]; multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT.
+# bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args]; multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT;
+# PYTHON picks the interpreter (torchrun = python -m torch.distributed.run).
 CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3
@@ -9,6 +10,6 @@ PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 
 PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-torchrun --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
+"${PYTHON:-python}" -m torch.distributed.run --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
     --nproc_per_node="$GPUS" --master_port="$PORT" \
     "$(dirname "$0")/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "${@:4}"

@@ -82,14 +82,13 @@ def test_safe_loading_still_rejects_foreign_objects(tmp_path):
         _load_checkpoint(str(path), map_location='cpu')
 
 
-def test_two_process_gloo_ddp_ranks_end_identical(converted, config, tmp_path):
+def test_dist_train_sh_two_process_gloo_ranks_end_identical(converted, config, tmp_path):
     data, _ = converted
     work = str(tmp_path / 'ddp')
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29517',
-           os.path.join(REPO, 'tools/train.py'), config, '--launcher', 'pytorch', '--data-root', data,
-           '--work-dir', work,
+    cmd = ['bash', os.path.join(REPO, 'tools/dist_train.sh'), config, '2', '--data-root', data, '--work-dir', work,
            '--cfg-options', *_opts(1)]
-    proc = subprocess.run(cmd, env=_env(), cwd=REPO, capture_output=True, text=True, timeout=600)
+    env = dict(_env(), PYTHON=sys.executable, PORT='29517')
+    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r0, r1 = (_load(os.path.join(work, f'probe_end_rank{r}.pth')) for r in (0, 1))
     assert r0['iter'] == r1['iter'] > 0
