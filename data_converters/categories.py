@@ -32,8 +32,6 @@ ALIASES = {
     'skin_retraction': 'Skin Retraction',
 }
 
-BIRADS_LEVELS = (3, 4, 5)  # finding BI-RADS of annotated boxes; the BI-RADS head predicts these three
-DENSITIES = ('A', 'B', 'C', 'D')
 
 
 def resolve_classes(names: Optional[Iterable[str]]) -> List[str]:

@@ -227,11 +227,6 @@ def render_pixels(img: SynthImage) -> np.ndarray:
     return np.clip(out, 0.0, 1.0, out=out)
 
 
-def _window_for_display(profile: str) -> tuple:
-    """The vendor's first window: (center, width) over the stored range of the synthetic tissue."""
-    return (LOW + HIGH) / 2, (HIGH - LOW) * 1.05
-
-
 def render_dicom(img: SynthImage, path: str, *, transfer_syntax: Optional[str] = None) -> None:
     """Writes ``img`` as a DICOM of its vendor profile to ``path`` (atomically).
 
@@ -270,7 +265,7 @@ def render_dicom(img: SynthImage, path: str, *, transfer_syntax: Optional[str] =
     ds.PhotometricInterpretation = PROFILES[img.profile][2]
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = 1, 0, 'US'
-    center, width = _window_for_display(img.profile)
+    center, width = (LOW + HIGH) / 2, (HIGH - LOW) * 1.05  # every vendor's first window spans the tissue
     rng = np.random.default_rng(img.seed + 1)
     if img.profile == 'siemens':
         ds.WindowCenter, ds.WindowWidth = center, width
