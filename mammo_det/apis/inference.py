@@ -86,7 +86,7 @@ def infer(config: str, checkpoint: str, inputs: Sequence[str], out_dir: str, dev
 
     files = find_inputs(inputs)
     os.makedirs(out_dir, exist_ok=True)
-    predictions, errors = [], []
+    predictions, errors, overlays = [], [], set()
     bar = tqdm(total=len(files), desc='infer', unit='img', disable=not progress)
     for start in range(0, len(files), batch_size):
         batch, kept = [], []
@@ -119,13 +119,16 @@ def infer(config: str, checkpoint: str, inputs: Sequence[str], out_dir: str, dev
                         d['birads'] = int(np.argmax(probs[k])) + 3
                         d['birads_scores'] = [round(float(v), 5) for v in probs[k]]
                     dets.append(d)
-                predictions.append(dict(file=path, source_id=os.path.splitext(os.path.basename(path))[0],
-                                        width=t.orig_width, height=t.orig_height, detections=dets))
+                stem = os.path.splitext(os.path.basename(path))[0]
+                # Inputs from different folders may share a file name: never overwrite an earlier overlay.
+                name = f'{stem}.png' if f'{stem}.png' not in overlays else f'{stem}_{len(predictions)}.png'
+                overlays.add(name)
+                predictions.append(dict(file=path, source_id=stem, width=t.orig_width, height=t.orig_height,
+                                        overlay=name, detections=dets))
                 img = packed['inputs'][0].numpy()  # channel 0 of the loaded (resized) image, 0-255
                 sx, sy = meta['scale_factor']
                 overlay = draw_detections(img, boxes * [sx, sy, sx, sy], [classes[int(c)] for c in labels], scores,
                                           [d.get('birads') for d in dets] if probs is not None else None)
-                name = os.path.splitext(os.path.basename(path))[0] + '.png'
                 cv2.imwrite(os.path.join(out_dir, name), overlay)
         bar.update(len(files[start:start + batch_size]))
     bar.close()

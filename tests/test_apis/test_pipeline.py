@@ -75,7 +75,8 @@ def test_infer_maps_boxes_back_to_the_dicom_grid(demo, tmp_path):
         mapped = to_original(np.array([x['bbox'] for x in p['detections']]), transforms[name])
         np.testing.assert_allclose(np.array([x['bbox'] for x in d['detections']]), mapped, atol=0.02)
         assert all(len(x['birads_scores']) == 3 and x['birads'] in (3, 4, 5) for x in d['detections'])
-        assert os.path.exists(tmp_path / 'out' / f'{name}.png')
+        assert d['overlay'] != p['overlay']  # same stem in two folders: two overlays
+        assert os.path.exists(tmp_path / 'out' / d['overlay']) and os.path.exists(tmp_path / 'out' / p['overlay'])
         mass = [f.box for f in im.findings if f.categories == ['Mass']]
         best = max(_iou(np.array(x['bbox']), np.array(m)) for x in d['detections'][:5] for m in mass)
         landed += best >= 0.3
