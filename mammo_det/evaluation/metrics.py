@@ -184,16 +184,13 @@ def evaluate(gt: dict, dets: List[dict], froc_iou: float = 0.5, backend: str = '
     """
     validate_gt(gt)
     cats = sorted(gt['categories'], key=lambda c: c['id'])
-    num_gt = {c['id']: 0 for c in cats}
-    for a in gt['annotations']:
-        if a['category_id'] in num_gt and not a.get('iscrowd', 0):
-            num_gt[a['category_id']] += 1
     per_cat: Dict[str, dict] = {}
     precision = None
     if dets:
         precision, params = coco_precision(gt, dets, backend=backend)
         cat_index = {cid: k for k, cid in enumerate(params.catIds)}
     matches = match_all(gt, dets, froc_iou)
+    num_gt = {c: m['num_gt'] for c, m in matches.items()}
     curve_data = {}
     for c in cats:
         k = cat_index.get(c['id']) if precision is not None else None

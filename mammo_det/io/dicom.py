@@ -70,7 +70,6 @@ class DicomImage:
     voi_luts: list = field(default_factory=list)  # [(first_mapped, data uint array, bits)]
     padding: Optional[tuple] = None  # (low, high) stored values that are padding, inclusive
     presentation_lut_shape: str = ''
-    tags: dict = field(default_factory=dict)  # a few descriptive tags (manufacturer, laterality, view)
 
     @property
     def height(self) -> int:
@@ -151,8 +150,6 @@ def read_dicom(path: PathLike) -> DicomImage:
             intercept=float(ds.get('RescaleIntercept', 0) or 0),
             voi_function=str(ds.get('VOILUTFunction', 'LINEAR') or 'LINEAR').upper(),
             presentation_lut_shape=str(ds.get('PresentationLUTShape', '') or '').upper(),
-            tags={k: str(ds.get(k, '')) for k in ('Manufacturer', 'ManufacturerModelName', 'ImageLaterality',
-                                                  'ViewPosition')},
         )
         centers = _multi(ds.get('WindowCenter'))
         widths = _multi(ds.get('WindowWidth'))
