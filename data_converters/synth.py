@@ -7,6 +7,10 @@ Nothing here comes from the credentialed data; the structure follows ``shared/VI
 * three acquisition profiles: Siemens-like (MONOCHROME2, window + VOI LUT Sequence of 5 LUTs),
   Planmed-like (MONOCHROME1, one window, Presentation LUT Shape INVERSE, a padded border) and IMS-like
   (MONOCHROME2, five windows, LINEAR or SIGMOID VOI function);
+* the encodings the standard allows for the display tags, spread over the files (``encoding`` of
+  :func:`render_dicom`): Siemens-like LUT Data as US, as OW, or in an implicit VR file (where it reads back as
+  OW); Planmed- and IMS-like files with an identity Modality LUT Sequence instead of rescale slope/intercept. The display
+  of every file is the same whatever its encoding;
 * the edge cases: multi-label boxes, boxes past the image edges, associated features without BI-RADS,
   a majority of negative images, left breasts on the left and right breasts on the right.
 
@@ -227,15 +231,27 @@ def render_pixels(img: SynthImage) -> np.ndarray:
     return np.clip(out, 0.0, 1.0, out=out)
 
 
-def render_dicom(img: SynthImage, path: str, *, transfer_syntax: Optional[str] = None) -> None:
+ENCODINGS = ('US', 'OW', 'implicit')
+
+
+def render_dicom(img: SynthImage, path: str, *, transfer_syntax: Optional[str] = None,
+                 encoding: Optional[str] = None) -> None:
     """Writes ``img`` as a DICOM of its vendor profile to ``path`` (atomically).
 
     Args:
         transfer_syntax: ``None`` (explicit VR little endian, as VinDr-Mammo) or ``'rle'`` (RLE Lossless).
+        encoding: one of ``ENCODINGS``; ``None`` picks one from the image's seed, so a release mixes them.
+            ``'US'``: LUT Data as US, rescale slope/intercept; ``'OW'``: LUT Data as OW, and the Planmed- and
+            IMS-like profiles carry an identity Modality LUT Sequence instead of rescale; ``'implicit'``: as ``'OW'`` in
+            implicit VR little endian (LUT Data reads back as OW there), unless ``transfer_syntax`` says otherwise.
     """
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.sequence import Sequence as DicomSequence
-    from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless, generate_uid
+
+    encoding = encoding or ENCODINGS[img.seed % len(ENCODINGS)]
+    if encoding not in ENCODINGS:
+        raise ValueError(f'encoding must be one of {ENCODINGS}, got {encoding!r}')
 
     display = render_pixels(img)
     mono1 = PROFILES[img.profile][2] == 'MONOCHROME1'
@@ -247,7 +263,7 @@ def render_dicom(img: SynthImage, path: str, *, transfer_syntax: Optional[str] =
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.1.2'  # Digital Mammography X-Ray, For Presentation
     meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[img.image_id])
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.TransferSyntaxUID = ImplicitVRLittleEndian if encoding == 'implicit' else ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta
     ds.SOPClassUID = meta.MediaStorageSOPClassUID
@@ -280,7 +296,10 @@ def render_dicom(img: SynthImage, path: str, *, transfer_syntax: Optional[str] =
             item.add_new(0x00283002, 'US', [4096, 0, 12])  # LUT Descriptor: entries, first mapped, bits
             item.LUTExplanation = name
             data = np.rint(4095 / (1 + np.exp(-4 * (x - c) / width))).astype(np.uint16)
-            item.add_new(0x00283006, 'US', data.tolist())  # LUT Data
+            if encoding == 'US':
+                item.add_new(0x00283006, 'US', data.tolist())  # LUT Data
+            else:
+                item.add_new(0x00283006, 'OW', data.astype('<u2').tobytes())
             items.append(item)
         ds.VOILUTSequence = DicomSequence(items)
     elif img.profile == 'planmed':
@@ -297,6 +316,13 @@ def render_dicom(img: SynthImage, path: str, *, transfer_syntax: Optional[str] =
         ds.WindowCenterWidthExplanation = ['Standard', 'Harder', 'Softer', 'Hardest', 'Softest']
         ds.VOILUTFunction = 'SIGMOID' if rng.random() < 0.5 else 'LINEAR'
         ds.PresentationLUTShape = 'IDENTITY'
+    if img.profile != 'siemens' and encoding != 'US':  # identity Modality LUT: windows stay in the same units
+        del ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType
+        item = Dataset()
+        item.add_new(0x00283002, 'US', [4096, 0, 12])
+        item.add_new(0x00283006, 'OW', np.arange(4096, dtype='<u2').tobytes())
+        item.ModalityLUTType = 'US'
+        ds.ModalityLUTSequence = DicomSequence([item])
     ds.PixelData = pixels.tobytes()
     if transfer_syntax == 'rle':
         ds.compress(RLELossless, encoding_plugin='pydicom')

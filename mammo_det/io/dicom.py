@@ -1,9 +1,20 @@
 """Reading mammography DICOMs into display-ready arrays: pure numpy + pydicom, no torch.
 
-The display transform is one lookup table indexed by the stored pixel value. It bakes in, in DICOM order:
-modality rescale (slope/intercept), the VOI transform (a window or a VOI LUT), and the polarity flip of
-MONOCHROME1, then scales to the output bit depth. Applying it is one `np.take`, which keeps the per-image cost
-close to the decode itself (see ``tools/benchmarks/convert_speed.py``).
+The display transform is one lookup table indexed by the stored pixel value. It is built by running the DICOM
+display pipeline on every possible stored value, in the standard's order: the Modality LUT (Modality LUT Sequence,
+or rescale slope/intercept through ``pydicom.pixels.apply_modality_lut``), the VOI transform (a window through
+``pydicom.pixels.apply_windowing``, or a VOI LUT), the polarity flip of MONOCHROME1, then scaling to the output bit
+depth. Applying it to an image is one ``np.take``, which keeps the per-image cost close to the decode itself
+(``tools/benchmarks/convert_speed.py``).
+
+Display tags are parsed only when the chosen transform needs them: a broken VOI LUT never stops an image displayed
+with its window, and a tag that is needed but unusable raises :class:`DicomTagError` naming the file and the tag.
+
+LUT items (Modality and VOI LUT Sequences) decode here rather than through pydicom's ``apply_voi`` /
+``apply_modality_lut``, which the tests use as the reference: those reject three encodings the standard or real
+files use: LUT Data read back with VR SS (values above 32767 come back negative), 8-bit entries packed two to a
+16-bit word, and a signed first mapped value written as US. Everything else (US or OW, explicit or implicit VR,
+0 entries meaning 65536) gives pydicom's values exactly.
 
 The VOI choice is explicit (``voi=``):
 
@@ -16,19 +27,19 @@ The VOI choice is explicit (``voi=``):
 * ``'lut'``: the ``window_index``-th LUT of the VOI LUT Sequence. An error if there is none.
 * ``'percentile'``: window from the ``percentiles`` of the non-background pixels (files without window tags,
   such as the CBIS-DDSM samples).
-* ``'minmax'``: window from the smallest to the largest stored value.
+* ``'minmax'``: window from the smallest to the largest modality value.
 
-Polarity: tissue is always bright in the output. PhotometricInterpretation MONOCHROME1 is inverted once.
-Presentation LUT Shape INVERSE is recorded but never inverts a second time: the standard requires INVERSE on
-MONOCHROME1 images for presentation, so it describes the same inversion, and a MONOCHROME2 image stores tissue
-bright whatever its presentation intent.
+Polarity: tissue is always bright in the output. PhotometricInterpretation MONOCHROME1 is inverted once, after the
+VOI transform. Presentation LUT Shape INVERSE is recorded but never inverts a second time: the standard requires
+INVERSE on MONOCHROME1 images for presentation, so it describes the same inversion, and a MONOCHROME2 image stores
+tissue bright whatever its presentation intent.
 
 Pixels equal to PixelPaddingValue (or inside the padding range) are set to 0 (black background).
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
@@ -55,21 +66,29 @@ class UnsupportedDicomError(DicomError):
     """A valid DICOM that is not a usable mammogram (no pixels, FOR PROCESSING, colour, multi-frame...)."""
 
 
+class DicomTagError(DicomReadError):
+    """A display tag the chosen transform needs is present but unusable; ``tag`` names it."""
+
+    def __init__(self, path: PathLike, tag: str, reason: str):
+        self.tag = tag
+        super().__init__(path, f'{tag}: {reason}')
+
+
 @dataclass
 class DicomImage:
-    """Stored pixels plus the tags the display transform needs."""
+    """Stored pixels plus the file's header (pixel data dropped); display tags are read from it on demand."""
 
     pixels: np.ndarray  # stored values, 2-D, unsigned or signed integers as in the file
     path: str
-    photometric: str
-    bits_stored: int
-    slope: float = 1.0
-    intercept: float = 0.0
-    windows: list = field(default_factory=list)  # [(center, width, explanation)]
-    voi_function: str = 'LINEAR'
-    voi_luts: list = field(default_factory=list)  # [(first_mapped, data uint array, bits)]
-    padding: Optional[tuple] = None  # (low, high) stored values that are padding, inclusive
-    presentation_lut_shape: str = ''
+    header: Any  # pydicom Dataset without PixelData
+
+    @property
+    def photometric(self) -> str:
+        return str(self.header.PhotometricInterpretation).upper()
+
+    @property
+    def signed(self) -> bool:
+        return self.pixels.dtype.kind == 'i'
 
     @property
     def height(self) -> int:
@@ -89,10 +108,10 @@ def _multi(value: Any) -> list:
 
 
 def read_dicom(path: PathLike) -> DicomImage:
-    """Reads a DICOM file's pixels and display tags.
+    """Reads a DICOM file's pixels and header.
 
     Native, RLE and deflated data decode with numpy alone; JPEG 2000 / JPEG-LS need pydicom's decoder plugins
-    (``pip install 'mammo-det[codecs]'``).
+    (``pip install 'mammo-det[codecs]'``). Display tags are not parsed here (see :func:`display_lut`).
 
     Raises:
         DicomReadError: the file is missing, not DICOM, truncated, or its pixel data does not decode.
@@ -139,59 +158,180 @@ def read_dicom(path: PathLike) -> DicomImage:
         raise DicomReadError(path, f'pixel data does not decode ({msg})') from None
     if pixels.ndim != 2 or pixels.dtype.kind not in 'ui' or pixels.dtype.itemsize > 2:
         raise UnsupportedDicomError(path, f'pixel array {pixels.dtype}{pixels.shape} is not one 2-D 8/16-bit frame')
+    del ds.PixelData  # the decoded array is kept; the raw bytes would double the memory
+    return DicomImage(pixels=pixels, path=path, header=ds)
+
+
+# ---- display tags, parsed on demand -------------------------------------------------------------------------------
+
+def _tag(img: DicomImage, keyword: str, parse, default=None):
+    """``parse(element)`` for tag ``keyword``, or ``default`` when absent; any failure names the tag."""
+    try:
+        if keyword not in img.header:
+            return default
+        return parse(img.header[keyword])
+    except DicomError:
+        raise
+    except Exception as exc:
+        raise DicomTagError(img.path, keyword, f'unusable value ({type(exc).__name__}: {exc})') from None
+
+
+def _words(elem, little_endian: bool) -> np.ndarray:
+    """The 16-bit words of a US, SS, OW or UN element as unsigned ints (SS values keep their bit pattern)."""
+    value = elem.value
+    if isinstance(value, (bytes, bytearray)):
+        if len(value) % 2:
+            raise ValueError(f'odd byte length {len(value)}')
+        return np.frombuffer(value, dtype='<u2' if little_endian else '>u2').astype(np.int64)
+    words = np.asarray([int(v) for v in _multi(value)], dtype=np.int64)
+    if words.size and (words.min() < -32768 or words.max() > 65535):
+        raise ValueError('values outside 16 bits')
+    return words & 0xFFFF
+
+
+def _little_endian(img: DicomImage) -> bool:
+    encoding = getattr(img.header, 'original_encoding', (None, True))
+    return encoding[1] is not False
+
+
+@dataclass(frozen=True)
+class Lut:
+    """One decoded LUT item: ``out = data[clip(x - first, 0, len(data) - 1)]``."""
+
+    first: int
+    data: np.ndarray  # int64, one entry per input value from ``first``
+    bits: int
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        idx = np.clip(np.rint(x).astype(np.int64) - self.first, 0, len(self.data) - 1)
+        return self.data[idx]
+
+
+def decode_lut(img: DicomImage, keyword: str, index: int = 0) -> Lut:
+    """Item ``index`` of a Modality or VOI LUT Sequence, in any encoding the standard allows.
+
+    LUT Descriptor (entries, first mapped value, bits per entry): 0 entries means 65536; the first value is
+    signed when the element is SS or the pixel data is signed (PS3.3 C.11.1.1.1). LUT Data: US, SS, OW or UN,
+    explicit or implicit VR, either endianness; 8-bit entries one to a 16-bit word or packed two to a word.
+    """
+    where = f'{keyword}[{index}]'
+    items = _tag(img, keyword, lambda e: list(e.value), [])
+    if index >= len(items):
+        raise UnsupportedDicomError(img.path, f'{keyword} has {len(items)} item(s), item {index} was asked for')
+    item = items[index]
+    little = _little_endian(img)
+    try:
+        desc_elem = item['LUTDescriptor']
+        desc = _words(desc_elem, little)
+    except KeyError:
+        raise DicomTagError(img.path, f'{where}.LUTDescriptor', 'missing') from None
+    except Exception as exc:
+        raise DicomTagError(img.path, f'{where}.LUTDescriptor', f'unusable ({type(exc).__name__}: {exc})') from None
+    if desc.size != 3:
+        raise DicomTagError(img.path, f'{where}.LUTDescriptor', f'{desc.size} values, 3 expected')
+    entries, first, bits = int(desc[0]) or 65536, int(desc[1]), int(desc[2])
+    if first >= 32768 and (desc_elem.VR == 'SS' or img.signed):
+        first -= 65536
+    if not 1 <= bits <= 16:
+        raise DicomTagError(img.path, f'{where}.LUTDescriptor', f'{bits} bits per entry, 1..16 expected')
+    try:
+        data_elem = item['LUTData']
+        raw = data_elem.value
+        if isinstance(raw, (bytes, bytearray)) and bits <= 8 and len(raw) in (entries, entries + 1):
+            data = np.frombuffer(bytes(raw[:entries]), dtype=np.uint8).astype(np.int64)  # packed 8-bit entries
+        else:
+            data = _words(data_elem, little)
+    except KeyError:
+        raise DicomTagError(img.path, f'{where}.LUTData', 'missing') from None
+    except Exception as exc:
+        raise DicomTagError(img.path, f'{where}.LUTData', f'unusable ({type(exc).__name__}: {exc})') from None
+    if data.size < entries:
+        raise DicomTagError(img.path, f'{where}.LUTData',
+                            f'{data.size} entries but the LUT Descriptor says {entries}')
+    return Lut(first, data[:entries], bits)
+
+
+def windows(img: DicomImage) -> list:
+    """[(center, width, explanation)] of WindowCenter/WindowWidth; a single value pairs with every other one."""
+    centers = _tag(img, 'WindowCenter', lambda e: [float(v) for v in _multi(e.value)], [])
+    widths = _tag(img, 'WindowWidth', lambda e: [float(v) for v in _multi(e.value)], [])
+    if not centers or not widths:
+        return []
+    if len(centers) != len(widths) and 1 not in (len(centers), len(widths)):
+        raise DicomTagError(img.path, 'WindowWidth', f'{len(widths)} values for {len(centers)} WindowCenter values')
+    n = max(len(centers), len(widths))
+    names = _tag(img, 'WindowCenterWidthExplanation', lambda e: [str(v) for v in _multi(e.value)], [])
+    return [(centers[i if len(centers) > 1 else 0], widths[i if len(widths) > 1 else 0],
+             names[i] if i < len(names) else '') for i in range(n)]
+
+
+def padding(img: DicomImage) -> Optional[tuple]:
+    """(low, high) stored values that are padding, inclusive, from PixelPaddingValue / PixelPaddingRangeLimit."""
+    def value(elem):
+        words = _words(elem, _little_endian(img))
+        if words.size != 1:
+            raise ValueError(f'{words.size} values, 1 expected')
+        v = int(words[0])
+        return v - 65536 if v >= 32768 and (elem.VR == 'SS' or img.signed) else v
+
+    lo = _tag(img, 'PixelPaddingValue', value)
+    if lo is None:
+        return None
+    hi = _tag(img, 'PixelPaddingRangeLimit', value, lo)
+    return min(lo, hi), max(lo, hi)
+
+
+# ---- the display pipeline, on every possible stored value --------------------------------------------------------
+
+def _stored_values(img: DicomImage) -> tuple:
+    """(every value the pixel dtype can hold, ascending; offset so that ``index = stored - offset``)."""
+    bits = 8 * img.pixels.dtype.itemsize
+    offset = -(1 << (bits - 1)) if img.signed else 0
+    return np.arange(1 << bits, dtype=np.int64) + offset, offset
+
+
+def modality(img: DicomImage, stored: np.ndarray) -> np.ndarray:
+    """Modality values of ``stored``: the Modality LUT Sequence if present, else rescale slope/intercept."""
+    from pydicom.pixels import apply_modality_lut
+
+    if _tag(img, 'ModalityLUTSequence', lambda e: len(e.value), 0):
+        return decode_lut(img, 'ModalityLUTSequence')(stored).astype(np.float64)
+    for keyword in ('RescaleSlope', 'RescaleIntercept'):
+        _tag(img, keyword, lambda e: float(e.value))  # a garbled value fails here, naming the tag
+    return np.asarray(apply_modality_lut(stored, img.header), dtype=np.float64)
+
+
+def _window_index(img: DicomImage, wins: list, window_index: int, window_name: Optional[str]) -> int:
+    if window_name is not None:
+        hits = [i for i, w in enumerate(wins) if window_name.lower() in w[2].lower()]
+        if not hits:
+            raise UnsupportedDicomError(img.path, f'no window named like {window_name!r} among {[w[2] for w in wins]}')
+        return hits[0]
+    if window_index >= len(wins):
+        raise UnsupportedDicomError(img.path, f'window_index {window_index} but the file has {len(wins)} window(s)')
+    return window_index
+
+
+def apply_window(img: DicomImage, x: np.ndarray, index: int) -> np.ndarray:
+    """Window ``index`` of modality values ``x`` through ``pydicom.pixels.apply_windowing``, rescaled to [0, 1]."""
+    from pydicom.pixels import apply_windowing
 
     try:
-        img = DicomImage(
-            pixels=pixels,
-            path=path,
-            photometric=photometric,
-            bits_stored=bits_stored,
-            slope=float(ds.get('RescaleSlope', 1) or 1),
-            intercept=float(ds.get('RescaleIntercept', 0) or 0),
-            voi_function=str(ds.get('VOILUTFunction', 'LINEAR') or 'LINEAR').upper(),
-            presentation_lut_shape=str(ds.get('PresentationLUTShape', '') or '').upper(),
-        )
-        centers = _multi(ds.get('WindowCenter'))
-        widths = _multi(ds.get('WindowWidth'))
-        names = _multi(ds.get('WindowCenterWidthExplanation'))
-        for i, (c, w) in enumerate(zip(centers, widths)):
-            if float(w) > 0:
-                img.windows.append((float(c), float(w), str(names[i]) if i < len(names) else ''))
-        for item in ds.get('VOILUTSequence', []):
-            n, first, bits = (int(v) for v in item.LUTDescriptor)
-            n = n or 65536  # 0 means 2**16 entries (PS3.3 C.11.1.1.1)
-            data = np.asarray(item.LUTData, dtype=np.int64).ravel()
-            if data.size < n:
-                raise ValueError(f'VOI LUT has {data.size} entries, its descriptor says {n}')
-            img.voi_luts.append((first, data[:n], bits))
-        if 'PixelPaddingValue' in ds:
-            lo = int(ds.PixelPaddingValue)
-            hi = int(ds.get('PixelPaddingRangeLimit', lo))
-            img.padding = (min(lo, hi), max(lo, hi))
+        y = apply_windowing(x, img.header, index)
+        # pydicom maps onto the window's output range; -inf and +inf land exactly on its two ends.
+        y_min, y_max = apply_windowing(np.array([-np.inf, np.inf]), img.header, index)
     except Exception as exc:
-        raise DicomReadError(path, f'corrupt display tags ({type(exc).__name__}: {exc})') from None
-    return img
+        tag = 'VOILUTFunction' if 'Function' in str(exc) else 'WindowWidth'
+        raise DicomTagError(img.path, tag, f'unusable window {index} ({exc})') from None
+    return (y - y_min) / max(y_max - y_min, 1e-12)
 
 
-def _voi_window(x: np.ndarray, center: float, width: float, function: str) -> np.ndarray:
-    """VOI window (PS3.3 C.11.2.1.2) of modality values ``x``, returned in [0, 1]."""
-    if function == 'SIGMOID':
-        return 1.0 / (1.0 + np.exp(-4.0 * (x - center) / width))
-    if function == 'LINEAR_EXACT':
-        return np.clip((x - center) / width + 0.5, 0.0, 1.0)
-    # LINEAR: the standard's half-pixel offsets; width 1 is a threshold.
-    if width <= 1:
-        return (x > center - 0.5).astype(np.float64)
-    return np.clip((x - (center - 0.5)) / (width - 1) + 0.5, 0.0, 1.0)
-
-
-def _percentile_window(img: DicomImage, percentiles: Sequence[float]) -> tuple:
-    """(low, high) modality values at the given percentiles of the non-zero-ish pixels, from a subsample."""
-    sample = img.pixels[::4, ::4].astype(np.float64) * img.slope + img.intercept
-    if img.padding is not None:
-        raw = img.pixels[::4, ::4]
-        sample = sample[(raw < img.padding[0]) | (raw > img.padding[1])]
-    sample = sample.ravel()
+def _percentile_window(img: DicomImage, percentiles: Sequence[float], pad: Optional[tuple]) -> tuple:
+    """(low, high) modality values at the given percentiles of the non-background pixels, from a subsample."""
+    raw = img.pixels[::4, ::4]
+    if pad is not None:
+        raw = raw[(raw < pad[0]) | (raw > pad[1])]
+    sample = modality(img, raw.ravel().astype(np.int64))
     if sample.size == 0:
         return 0.0, 1.0
     # Mammograms are mostly air: take percentiles over the pixels above the darkest decile of the range.
@@ -204,6 +344,47 @@ def _percentile_window(img: DicomImage, percentiles: Sequence[float]) -> tuple:
         body = sample
     lo, hi = np.percentile(body, percentiles)
     return float(lo), float(max(hi, lo + 1))
+
+
+def _has_window(img: DicomImage) -> bool:
+    return 'WindowCenter' in img.header and 'WindowWidth' in img.header
+
+
+def _has_voi_lut(img: DicomImage) -> bool:
+    return bool(_tag(img, 'VOILUTSequence', lambda e: len(e.value), 0))
+
+
+def voi_transform(img: DicomImage, x: np.ndarray, *, mode: str = 'auto', window_index: int = 0,
+        window_name: Optional[str] = None, percentiles: Sequence[float] = (0.5, 99.5),
+        pad: Optional[tuple] = None) -> tuple:
+    """The VOI transform of modality values ``x`` into [0, 1], and a description of the one used."""
+    if mode not in VOI_CHOICES:
+        raise ValueError(f'voi must be one of {VOI_CHOICES}, got {mode!r}')
+    if mode == 'auto':
+        mode = 'window' if _has_window(img) else 'lut' if _has_voi_lut(img) else 'percentile'
+    if mode == 'window':
+        wins = windows(img)
+        if not wins:
+            raise UnsupportedDicomError(img.path, 'voi=window but the file has no WindowCenter/WindowWidth')
+        i = _window_index(img, wins, window_index, window_name)
+        center, width, name = wins[i]
+        function = _tag(img, 'VOILUTFunction', lambda e: str(e.value or 'LINEAR').upper(), 'LINEAR')
+        label = i if window_name is None else repr(name)
+        return apply_window(img, x, i), f'window {label} C={center:g} W={width:g} {function}'
+    if mode == 'lut':
+        if not _has_voi_lut(img):
+            raise UnsupportedDicomError(img.path, 'voi=lut but the file has no VOI LUT Sequence')
+        lut = decode_lut(img, 'VOILUTSequence', window_index)
+        # LUT Descriptor bit counts are often wrong in the wild; trust the data when it exceeds them.
+        top = max(float((1 << lut.bits) - 1), float(lut.data.max()), 1.0)
+        return lut(x) / top, f'VOI LUT {window_index} ({len(lut.data)} entries)'
+    if mode == 'minmax':
+        stored = img.pixels.astype(np.int64)
+        lo, hi = (float(v) for v in modality(img, np.array([stored.min(), stored.max()])))
+        lo, hi = min(lo, hi), max(lo, hi)  # a Modality LUT may run downhill
+    else:
+        lo, hi = _percentile_window(img, percentiles, pad)
+    return np.clip((x - lo) / max(hi - lo, 1e-6), 0.0, 1.0), f'{mode} window [{lo:g}, {hi:g}]'
 
 
 def display_lut(img: DicomImage, *, voi: str = 'auto', window_index: int = 0, window_name: Optional[str] = None,
@@ -220,62 +401,23 @@ def display_lut(img: DicomImage, *, voi: str = 'auto', window_index: int = 0, wi
 
     Returns:
         (lut, offset, description): ``out = lut[stored - offset]``; description says which VOI was used.
+
+    Raises:
+        DicomTagError: a tag this transform needs is unusable (tags it does not need are never read).
+        UnsupportedDicomError: the chosen VOI does not exist in the file.
     """
-    if voi not in VOI_CHOICES:
-        raise ValueError(f'voi must be one of {VOI_CHOICES}, got {voi!r}')
     if bit_depth not in (8, 16):
         raise ValueError(f'bit_depth must be 8 or 16, got {bit_depth}')
-    if img.pixels.dtype.kind == 'i':
-        offset = -(1 << (8 * img.pixels.dtype.itemsize - 1))
-    else:
-        offset = 0
-    stored = np.arange(1 << (8 * img.pixels.dtype.itemsize), dtype=np.float64) + offset
-    modality = stored * img.slope + img.intercept
-
-    mode = voi
-    if mode == 'auto':
-        mode = 'window' if img.windows else 'lut' if img.voi_luts else 'percentile'
-    if mode == 'window':
-        if not img.windows:
-            raise UnsupportedDicomError(img.path, 'voi=window but the file has no WindowCenter/WindowWidth')
-        if window_name is not None:
-            hits = [w for w in img.windows if window_name.lower() in w[2].lower()]
-            if not hits:
-                names = [w[2] for w in img.windows]
-                raise UnsupportedDicomError(img.path, f'no window named like {window_name!r} among {names}')
-            center, width, name = hits[0]
-        else:
-            if window_index >= len(img.windows):
-                raise UnsupportedDicomError(
-                    img.path, f'window_index {window_index} but the file has {len(img.windows)} window(s)')
-            center, width, name = img.windows[window_index]
-        y = _voi_window(modality, center, width, img.voi_function)
-        desc = f'window {window_index if window_name is None else name!r} C={center:g} W={width:g} {img.voi_function}'
-    elif mode == 'lut':
-        if window_index >= len(img.voi_luts):
-            raise UnsupportedDicomError(
-                img.path, f'voi=lut with index {window_index} but the file has {len(img.voi_luts)} VOI LUT(s)')
-        first, data, bits = img.voi_luts[window_index]
-        idx = np.clip(np.rint(modality).astype(np.int64) - first, 0, len(data) - 1)
-        # LUT Descriptor bit counts are often wrong in the wild; trust the data when it exceeds them.
-        top = max(float((1 << bits) - 1), float(data.max()), 1.0)
-        y = data[idx] / top
-        desc = f'VOI LUT {window_index} ({len(data)} entries)'
-    else:
-        if mode == 'minmax':
-            vals = img.pixels.astype(np.float64) * img.slope + img.intercept
-            lo, hi = float(vals.min()), float(vals.max())
-        else:
-            lo, hi = _percentile_window(img, percentiles)
-        y = np.clip((modality - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
-        desc = f'{mode} window [{lo:g}, {hi:g}]'
-
+    stored, offset = _stored_values(img)
+    pad = padding(img)
+    y, desc = voi_transform(img, modality(img, stored), mode=voi, window_index=window_index,
+                            window_name=window_name, percentiles=percentiles, pad=pad)
     if img.photometric == 'MONOCHROME1':
         y = 1.0 - y
     top = 255 if bit_depth == 8 else 65535
-    lut = np.rint(y * top).astype(np.uint8 if bit_depth == 8 else np.uint16)
-    if img.padding is not None:
-        lo, hi = img.padding
+    lut = np.rint(np.clip(y, 0.0, 1.0) * top).astype(np.uint8 if bit_depth == 8 else np.uint16)
+    if pad is not None:
+        lo, hi = pad
         lut[max(lo - offset, 0):max(hi - offset + 1, 0)] = 0
     return lut, offset, desc
 

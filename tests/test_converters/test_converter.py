@@ -189,3 +189,36 @@ def test_kill_and_rerun_resumes_with_identical_output(tmp_path):
     assert report['reused_images'] >= done_before
     assert report['converted_images'] == 40 - report['reused_images']
     assert _tree(out) == _tree(reference)
+
+
+def test_release_mixing_every_display_encoding_converts_with_defaults(synth_root, converted):
+    """The synthetic release mixes LUT Data as US and OW, implicit VR and a Modality LUT Sequence; with the
+    default options every image converts, and re-encoding an image never changes its converted pixels."""
+    import pydicom
+
+    from data_converters.synth import ENCODINGS, render_dicom
+    from mammo_det.io.preprocess import preprocess
+
+    root, images = synth_root
+    _, report = converted
+    seen = set()
+    for im in images:
+        ds = pydicom.dcmread(os.path.join(root, 'images', im.study_id, f'{im.image_id}.dicom'),
+                             stop_before_pixels=True)
+        if 'VOILUTSequence' in ds:
+            seen.add('implicit' if ds.original_encoding[0] else ds.VOILUTSequence[0]['LUTData'].VR)
+        if 'ModalityLUTSequence' in ds:
+            seen.add('modality-lut')
+    assert seen == {'US', 'OW', 'implicit', 'modality-lut'}, seen
+    assert report['skipped_files'] == []
+    assert sum(s['images'] for s in report['splits'].values()) == len(images)
+    for profile in ('siemens', 'planmed'):
+        im = next(i for i in images if i.profile == profile)
+        outs = []
+        for encoding in ENCODINGS:
+            path = os.path.join(str(root), f'enc-{encoding}.dicom')
+            render_dicom(im, path, encoding=encoding)
+            outs.append(preprocess(path, max_size=160)[0])
+            os.remove(path)
+        for other in outs[1:]:
+            np.testing.assert_array_equal(outs[0], other)

@@ -7,10 +7,36 @@ from mammo_det.io import dicom as dio
 from mammo_det.io.dicom import DicomImage
 
 
-def _img(pixels, **kw):
-    kw.setdefault('photometric', 'MONOCHROME2')
-    kw.setdefault('bits_stored', 12)
-    return DicomImage(pixels=np.asarray(pixels, np.uint16), path='mem.dcm', **kw)
+def _img(pixels, photometric='MONOCHROME2', windows=(), voi_function=None, voi_luts=(), slope=None, intercept=0.0,
+         padding=None, presentation_lut_shape=None):
+    """An in-memory DicomImage whose header carries exactly the given display tags (12 bits stored)."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    ds = Dataset()
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    if slope is not None:
+        ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+    if windows:
+        ds.WindowCenter = [w[0] for w in windows]
+        ds.WindowWidth = [w[1] for w in windows]
+        ds.WindowCenterWidthExplanation = [w[2] for w in windows]
+    if voi_function:
+        ds.VOILUTFunction = voi_function
+    items = []
+    for first, data, bits in voi_luts:
+        item = Dataset()
+        item.add_new(0x00283002, 'US', [len(data), first, bits])
+        item.add_new(0x00283006, 'US', [int(v) for v in data])
+        items.append(item)
+    if items:
+        ds.VOILUTSequence = Sequence(items)
+    if padding is not None:
+        ds.PixelPaddingValue = padding[0]
+    if presentation_lut_shape:
+        ds.PresentationLUTShape = presentation_lut_shape
+    return DicomImage(pixels=np.asarray(pixels, np.uint16), path='mem.dcm', header=ds)
 
 
 def test_linear_window_matches_dicom_formula():
