@@ -9,8 +9,8 @@ Nothing here comes from the credentialed data; the structure follows ``shared/VI
   (MONOCHROME2, five windows, LINEAR or SIGMOID VOI function);
 * the encodings the standard allows for the display tags, spread over the files (``encoding`` of
   :func:`render_dicom`): Siemens-like LUT Data as US, as OW, or in an implicit VR file (where it reads back as
-  OW); Planmed- and IMS-like files with an identity Modality LUT Sequence instead of rescale slope/intercept. The display
-  of every file is the same whatever its encoding;
+  OW); Planmed- and IMS-like files with an identity Modality LUT Sequence instead of rescale slope/intercept.
+  The display of every file is the same whatever its encoding;
 * the edge cases: multi-label boxes, boxes past the image edges, associated features without BI-RADS,
   a majority of negative images, left breasts on the left and right breasts on the right.
 
@@ -19,7 +19,6 @@ finding BI-RADS (3 smooth and faint, 4 brighter, 5 brightest and spiculated), so
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -28,7 +27,8 @@ from typing import List, Optional, Sequence
 import cv2
 import numpy as np
 
-from .categories import FINDING_CATEGORIES, NO_FINDING
+from mammo_det.fileio import atomic_path, write_csv
+from mammo_det.vocab import BIRADS_VALUES, FINDING_CATEGORIES, NO_FINDING
 
 FINDING_HEADER = ['study_id', 'series_id', 'image_id', 'laterality', 'view_position', 'height', 'width',
                   'breast_birads', 'breast_density', 'finding_categories', 'finding_birads',
@@ -98,7 +98,7 @@ def plan_dataset(studies: int, seed: int = 0, scale: float = 1.0, positive_rate:
         split = 'test' if rng.random() < test_fraction else 'training'
         for lat in ('L', 'R'):
             if rng.random() < positive_rate:
-                breast_birads = int(rng.choice([3, 4, 5], p=[0.45, 0.4, 0.15]))
+                breast_birads = int(rng.choice(BIRADS_VALUES, p=[0.45, 0.4, 0.15]))
             else:
                 breast_birads = int(rng.choice([1, 2], p=[0.75, 0.25]))
             density = str(rng.choice(list('ABCD'), p=[0.02, 0.1, 0.73, 0.15]))
@@ -234,31 +234,18 @@ def render_pixels(img: SynthImage) -> np.ndarray:
 ENCODINGS = ('US', 'OW', 'implicit')
 
 
-def render_dicom(img: SynthImage, path: str, *, transfer_syntax: Optional[str] = None,
-                 encoding: Optional[str] = None) -> None:
-    """Writes ``img`` as a DICOM of its vendor profile to ``path`` (atomically).
-
-    Args:
-        transfer_syntax: ``None`` (explicit VR little endian, as VinDr-Mammo) or ``'rle'`` (RLE Lossless).
-        encoding: one of ``ENCODINGS``; ``None`` picks one from the image's seed, so a release mixes them.
-            ``'US'``: LUT Data as US, rescale slope/intercept; ``'OW'``: LUT Data as OW, and the Planmed- and
-            IMS-like profiles carry an identity Modality LUT Sequence instead of rescale; ``'implicit'``: as ``'OW'`` in
-            implicit VR little endian (LUT Data reads back as OW there), unless ``transfer_syntax`` says otherwise.
-    """
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.sequence import Sequence as DicomSequence
-    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless, generate_uid
-
-    encoding = encoding or ENCODINGS[img.seed % len(ENCODINGS)]
-    if encoding not in ENCODINGS:
-        raise ValueError(f'encoding must be one of {ENCODINGS}, got {encoding!r}')
-
-    display = render_pixels(img)
-    mono1 = PROFILES[img.profile][2] == 'MONOCHROME1'
-    stored = LOW + display * (HIGH - LOW)
-    if mono1:  # air stored high, tissue low
+def _stored_pixels(img: SynthImage) -> np.ndarray:
+    """The rendered image as 12-bit stored values of its profile (MONOCHROME1: air high, tissue low)."""
+    stored = LOW + render_pixels(img) * (HIGH - LOW)
+    if PROFILES[img.profile][2] == 'MONOCHROME1':
         stored = (HIGH + LOW) - stored
-    pixels = np.rint(stored).astype(np.uint16)
+    return np.rint(stored).astype(np.uint16)
+
+
+def _header(img: SynthImage, encoding: str):
+    """File meta, identifiers and image pixel tags, the same for every profile."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.1.2'  # Digital Mammography X-Ray, For Presentation
@@ -280,27 +267,45 @@ def render_dicom(img: SynthImage, path: str, *, transfer_syntax: Optional[str] =
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = PROFILES[img.profile][2]
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = 1, 0, 'US'
+    return ds
+
+
+def _lut_item(descriptor: list, data: np.ndarray, vr: str):
+    from pydicom.dataset import Dataset
+
+    item = Dataset()
+    item.add_new(0x00283002, 'US', descriptor)  # LUT Descriptor: entries, first mapped, bits
+    if vr == 'US':
+        item.add_new(0x00283006, 'US', data.astype(np.uint16).tolist())  # LUT Data
+    else:
+        item.add_new(0x00283006, 'OW', data.astype('<u2').tobytes())
+    return item
+
+
+def _display_tags(ds, img: SynthImage, pixels: np.ndarray, encoding: str) -> None:
+    """The profile's modality, VOI and presentation tags (and its padded border), in the given encoding."""
+    from pydicom.sequence import Sequence as DicomSequence
+
     center, width = (LOW + HIGH) / 2, (HIGH - LOW) * 1.05  # every vendor's first window spans the tissue
     rng = np.random.default_rng(img.seed + 1)
+    lut_vr = 'US' if encoding == 'US' else 'OW'
+    if img.profile == 'siemens' or encoding == 'US':
+        ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = 1, 0, 'US'
+    else:  # identity Modality LUT instead of rescale: the windows stay in the same units
+        item = _lut_item([4096, 0, 12], np.arange(4096), 'OW')
+        item.ModalityLUTType = 'US'
+        ds.ModalityLUTSequence = DicomSequence([item])
     if img.profile == 'siemens':
         ds.WindowCenter, ds.WindowWidth = center, width
         ds.WindowCenterWidthExplanation = 'linear LUT'
         ds.VOILUTFunction = 'LINEAR'
         ds.PresentationLUTShape = 'IDENTITY'
-        items = []
         x = np.arange(4096, dtype=np.float64)
+        items = []
         for c, name in zip((center, center - 300, center + 300, center - 600, center + 600),
                            ('NORMAL', 'HARDER', 'SOFTER', 'HARDEST', 'SOFTEST')):
-            item = Dataset()
-            item.add_new(0x00283002, 'US', [4096, 0, 12])  # LUT Descriptor: entries, first mapped, bits
-            item.LUTExplanation = name
-            data = np.rint(4095 / (1 + np.exp(-4 * (x - c) / width))).astype(np.uint16)
-            if encoding == 'US':
-                item.add_new(0x00283006, 'US', data.tolist())  # LUT Data
-            else:
-                item.add_new(0x00283006, 'OW', data.astype('<u2').tobytes())
-            items.append(item)
+            items.append(_lut_item([4096, 0, 12], np.rint(4095 / (1 + np.exp(-4 * (x - c) / width))), lut_vr))
+            items[-1].LUTExplanation = name
         ds.VOILUTSequence = DicomSequence(items)
     elif img.profile == 'planmed':
         ds.WindowCenter, ds.WindowWidth = center, width
@@ -316,20 +321,33 @@ def render_dicom(img: SynthImage, path: str, *, transfer_syntax: Optional[str] =
         ds.WindowCenterWidthExplanation = ['Standard', 'Harder', 'Softer', 'Hardest', 'Softest']
         ds.VOILUTFunction = 'SIGMOID' if rng.random() < 0.5 else 'LINEAR'
         ds.PresentationLUTShape = 'IDENTITY'
-    if img.profile != 'siemens' and encoding != 'US':  # identity Modality LUT: windows stay in the same units
-        del ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType
-        item = Dataset()
-        item.add_new(0x00283002, 'US', [4096, 0, 12])
-        item.add_new(0x00283006, 'OW', np.arange(4096, dtype='<u2').tobytes())
-        item.ModalityLUTType = 'US'
-        ds.ModalityLUTSequence = DicomSequence([item])
+
+
+def render_dicom(img: SynthImage, path: str, *, transfer_syntax: Optional[str] = None,
+                 encoding: Optional[str] = None) -> None:
+    """Writes ``img`` as a DICOM of its vendor profile to ``path`` (atomically).
+
+    Args:
+        transfer_syntax: ``None`` (explicit VR little endian, as VinDr-Mammo) or ``'rle'`` (RLE Lossless).
+        encoding: one of ``ENCODINGS``; ``None`` picks one from the image's seed, so a release mixes them.
+            ``'US'``: LUT Data as US, rescale slope/intercept; ``'OW'``: LUT Data as OW, and the Planmed- and
+            IMS-like profiles carry an identity Modality LUT Sequence instead of rescale; ``'implicit'``: as ``'OW'``
+            in implicit VR little endian (LUT Data reads back as OW there), unless ``transfer_syntax`` says
+            otherwise.
+    """
+    from pydicom.uid import RLELossless
+
+    encoding = encoding or ENCODINGS[img.seed % len(ENCODINGS)]
+    if encoding not in ENCODINGS:
+        raise ValueError(f'encoding must be one of {ENCODINGS}, got {encoding!r}')
+    pixels = _stored_pixels(img)
+    ds = _header(img, encoding)
+    _display_tags(ds, img, pixels, encoding)
     ds.PixelData = pixels.tobytes()
     if transfer_syntax == 'rle':
         ds.compress(RLELossless, encoding_plugin='pydicom')
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}'
-    ds.save_as(tmp, enforce_file_format=True)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        ds.save_as(tmp, enforce_file_format=True)
 
 
 def _fmt_box(v: float) -> str:
@@ -354,12 +372,7 @@ def write_csvs(images: Sequence[SynthImage], root: str) -> None:
     for name, header, body in (('finding_annotations.csv', FINDING_HEADER, rows),
                                ('breast-level_annotations.csv', BREAST_HEADER, breast_rows),
                                ('metadata.csv', METADATA_HEADER, meta_rows)):
-        tmp = os.path.join(root, f'.{name}.tmp')
-        with open(tmp, 'w', newline='') as fh:
-            w = csv.writer(fh)
-            w.writerow(header)
-            w.writerows(body)
-        os.replace(tmp, os.path.join(root, name))
+        write_csv(os.path.join(root, name), body, header)
 
 
 def _render_one(args) -> None:

@@ -28,7 +28,10 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .categories import FINDING_CATEGORIES, NO_FINDING, resolve_classes
+from mammo_det.fileio import atomic_path, write_json
+from mammo_det.vocab import (BIRADS_VALUES, BREAST_BIRADS_VALUES, DENSITIES, FINDING_CATEGORIES, LATERALITIES,
+                             NO_FINDING, VIEWS, resolve_classes)
+
 from .splits import iterative_stratification
 
 ID_RE = re.compile(r'^[0-9a-f]{32}$')
@@ -110,21 +113,21 @@ def _parse_row(row: dict) -> tuple:
         if not ID_RE.match(row[key] or ''):
             raise ValueError(f'{key} {row[key]!r} is not a 32-character lowercase hex id')
     lat, view = row['laterality'].strip(), row['view_position'].strip()
-    if lat not in ('L', 'R'):
-        raise ValueError(f'laterality {lat!r} is not L or R')
-    if view not in ('CC', 'MLO'):
-        raise ValueError(f'view_position {view!r} is not CC or MLO')
+    if lat not in LATERALITIES:
+        raise ValueError(f'laterality {lat!r} is not one of {LATERALITIES}')
+    if view not in VIEWS:
+        raise ValueError(f'view_position {view!r} is not one of {VIEWS}')
     try:
         height, width = int(float(row['height'])), int(float(row['width']))
     except ValueError:
         raise ValueError(f"height/width {row['height']!r}/{row['width']!r} are not numbers") from None
     if height <= 0 or width <= 0:
         raise ValueError(f'height/width {height}/{width} must be positive')
-    breast_birads = _parse_birads(row['breast_birads'], (0, 1, 2, 3, 4, 5, 6), 'breast_birads')
+    breast_birads = _parse_birads(row['breast_birads'], BREAST_BIRADS_VALUES, 'breast_birads')
     if breast_birads is None:
         raise ValueError('breast_birads is empty')
-    dens = re.fullmatch(r'DENSITY\s*([A-D])', row['breast_density'].strip())
-    if not dens:
+    dens = re.fullmatch(r'DENSITY\s*([A-Z])', row['breast_density'].strip())
+    if not dens or dens.group(1) not in DENSITIES:
         raise ValueError(f"breast_density {row['breast_density']!r} is not DENSITY A..D")
     split = row['split'].strip()
     if split not in SPLITS:
@@ -163,7 +166,7 @@ def _parse_row(row: dict) -> tuple:
     cy0, cy1 = min(max(y0, 0.0), height), min(max(y1, 0.0), height)
     if cx1 <= cx0 or cy1 <= cy0:
         raise ValueError(f'box {coords} lies outside the {width}x{height} image')
-    birads = _parse_birads(row['finding_birads'], (3, 4, 5), 'finding_birads')
+    birads = _parse_birads(row['finding_birads'], BIRADS_VALUES, 'finding_birads')
     return info, Box(list(dict.fromkeys(cats)), birads, (cx0, cy0, cx1, cy1), 0)
 
 
@@ -236,7 +239,6 @@ def _record_key(rec: ImageRecord) -> str:
 
 
 def _init_worker() -> None:
-    os.environ['MAMMO_DET_NO_REGISTER'] = '1'  # workers need mammo_det.io only, not torch and mmdet
     import cv2
     cv2.setNumThreads(1)  # one image per process: threads inside each would oversubscribe the cores
 
@@ -261,20 +263,9 @@ def write_png(path: str, image: np.ndarray) -> None:
     """Writes an 8- or 16-bit grayscale PNG atomically (temporary name, then rename)."""
     import cv2
 
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f'{path[:-4]}.tmp{os.getpid()}.png'
-    if not cv2.imwrite(tmp, image):
-        raise OSError(f'cv2.imwrite failed for {tmp}')
-    os.replace(tmp, path)
-
-
-def write_json(path: str, obj) -> None:
-    """Writes JSON atomically: a reader never sees half a file, a kill never leaves one."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as fh:
-        json.dump(obj, fh)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(tmp, image):
+            raise OSError(f'cv2.imwrite failed for {tmp}')
 
 
 def _load_journal(path: str, fingerprint: dict) -> Dict[str, dict]:
@@ -337,33 +328,11 @@ def build_coco(records: List[ImageRecord], results: Dict[str, dict], classes: Se
                 images=images, annotations=anns, categories=coco_categories(classes))
 
 
-def convert(root: str, out: str, opts: Optional[ConvertOptions] = None) -> dict:
-    """Converts a VinDr-Mammo release at ``root`` into COCO at ``out``; returns the report (also report.json).
-
-    Raises:
-        ConversionError: bad CSV row, unknown category, bad id, missing or corrupt DICOM (``on_error='fail'``).
-    """
-    from multiprocessing import get_context
-
-    from tqdm import tqdm
-
-    opts = opts or ConvertOptions()
-    if opts.on_error not in ('fail', 'skip'):
-        raise ValueError(f"on_error must be 'fail' or 'skip', got {opts.on_error!r}")
-    if opts.bit_depth not in (8, 16):
-        raise ValueError(f'bit_depth must be 8 or 16, got {opts.bit_depth}')
-    classes = resolve_classes(opts.classes)
-    start = time.time()
-    skipped_rows: List[str] = []
-    images = read_findings(os.path.join(root, 'finding_annotations.csv'), opts.on_error, skipped_rows)
-    splits = split_studies(images, opts.val_fraction, opts.seed)
-
-    os.makedirs(out, exist_ok=True)
-    fingerprint = opts.fingerprint()
-    journal_path = os.path.join(out, JOURNAL)
-    done = _load_journal(journal_path, fingerprint)
-    tasks = []
+def _plan(root: str, out: str, images: Dict[str, ImageRecord], opts: ConvertOptions, done: Dict[str, dict]) -> tuple:
+    """(results reused from an earlier run, worker tasks for the rest): an image is reused when the journal has
+    it with the same record key and its PNG exists."""
     results: Dict[str, dict] = {}
+    tasks = []
     popts = dict(voi=opts.voi, window_index=opts.window_index, bit_depth=opts.bit_depth, crop=opts.crop,
                  max_size=opts.max_size)
     for image_id in sorted(images):
@@ -376,16 +345,18 @@ def convert(root: str, out: str, opts: Optional[ConvertOptions] = None) -> dict:
             continue
         tasks.append((image_id, os.path.join(root, 'images', rec.study_id, f'{image_id}.dicom'), png,
                       rec.height, rec.width, [b.xyxy for b in rec.boxes], popts, key))
+    return results, tasks
+
+
+def _run(tasks: list, total: int, journal_path: str, opts: ConvertOptions, results: Dict[str, dict]) -> List[str]:
+    """Converts ``tasks`` in a process pool, journaling each finished image; returns the skipped files."""
+    from multiprocessing import get_context
+
+    from tqdm import tqdm
 
     skipped_files: List[str] = []
-    if os.path.isdir(os.path.join(out, 'images')) and tasks:
-        _remove_partial_pngs(os.path.join(out, 'images'))
-    if not done:
-        with open(journal_path, 'w') as fh:
-            fh.write(json.dumps({'options': fingerprint}) + '\n')
     workers = min(opts.workers or os.cpu_count() or 1, max(len(tasks), 1))
-    bar = tqdm(total=len(images), initial=len(images) - len(tasks), desc='convert', unit='img',
-               disable=not opts.progress)
+    bar = tqdm(total=total, initial=total - len(tasks), desc='convert', unit='img', disable=not opts.progress)
     with open(journal_path, 'a') as journal:
         pool = get_context('spawn').Pool(workers, initializer=_init_worker) if workers > 1 else None
         try:
@@ -402,10 +373,13 @@ def convert(root: str, out: str, opts: Optional[ConvertOptions] = None) -> dict:
             if pool is not None:
                 pool.terminate()
             bar.close()
+    return skipped_files
 
-    report = dict(root=os.path.abspath(root), classes=classes, options=fingerprint, splits={},
-                  skipped_rows=skipped_rows, skipped_files=skipped_files,
-                  reused_images=len(images) - len(tasks), converted_images=len(tasks) - len(skipped_files))
+
+def _write_splits(out: str, images: Dict[str, ImageRecord], splits: Dict[str, str], results: Dict[str, dict],
+                  classes: Sequence[str]) -> dict:
+    """Writes instances_{train,val,test}.json; returns the per-split counts for the report."""
+    counts = {}
     for split in ('train', 'val', 'test'):
         recs = [r for i, r in images.items() if splits[i] == split and i in results]
         coco = build_coco(recs, results, classes)
@@ -414,10 +388,45 @@ def convert(root: str, out: str, opts: Optional[ConvertOptions] = None) -> dict:
         for a in coco['annotations']:
             per_cat[classes[a['category_id'] - 1]] += 1
         positives = len({a['image_id'] for a in coco['annotations']})
-        report['splits'][split] = dict(images=len(coco['images']), studies=len({r.study_id for r in recs}),
-                                       positive_images=positives, negative_images=len(coco['images']) - positives,
-                                       annotations=len(coco['annotations']), per_category=per_cat)
+        counts[split] = dict(images=len(coco['images']), studies=len({r.study_id for r in recs}),
+                             positive_images=positives, negative_images=len(coco['images']) - positives,
+                             annotations=len(coco['annotations']), per_category=per_cat)
+    return counts
+
+
+def convert(root: str, out: str, opts: Optional[ConvertOptions] = None) -> dict:
+    """Converts a VinDr-Mammo release at ``root`` into COCO at ``out``; returns the report (also report.json).
+
+    Raises:
+        ConversionError: bad CSV row, unknown category, bad id, missing or corrupt DICOM (``on_error='fail'``).
+    """
+    opts = opts or ConvertOptions()
+    if opts.on_error not in ('fail', 'skip'):
+        raise ValueError(f"on_error must be 'fail' or 'skip', got {opts.on_error!r}")
+    if opts.bit_depth not in (8, 16):
+        raise ValueError(f'bit_depth must be 8 or 16, got {opts.bit_depth}')
+    classes = resolve_classes(opts.classes)
+    start = time.time()
+    skipped_rows: List[str] = []
+    images = read_findings(os.path.join(root, 'finding_annotations.csv'), opts.on_error, skipped_rows)
+    splits = split_studies(images, opts.val_fraction, opts.seed)
+
+    os.makedirs(out, exist_ok=True)
+    fingerprint = opts.fingerprint()
+    journal_path = os.path.join(out, JOURNAL)
+    done = _load_journal(journal_path, fingerprint)
+    results, tasks = _plan(root, out, images, opts, done)
+    if os.path.isdir(os.path.join(out, 'images')) and tasks:
+        _remove_partial_pngs(os.path.join(out, 'images'))
+    if not done:
+        with open(journal_path, 'w') as fh:
+            fh.write(json.dumps({'options': fingerprint}) + '\n')
+    skipped_files = _run(tasks, len(images), journal_path, opts, results)
+
+    report = dict(root=os.path.abspath(root), classes=classes, options=fingerprint, splits={},
+                  skipped_rows=skipped_rows, skipped_files=skipped_files,
+                  reused_images=len(images) - len(tasks), converted_images=len(tasks) - len(skipped_files))
+    report['splits'] = _write_splits(out, images, splits, results, classes)
     report['seconds'] = round(time.time() - start, 2)
     write_json(os.path.join(out, 'report.json'), report)
     return report
-

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 
-def test_import_registers_every_public_module():
-    import mammo_det  # noqa: F401
+def test_registry_module_registers_every_public_module():
+    import mammo_det.registry  # noqa: F401
     from mmdet.registry import DATA_SAMPLERS, DATASETS, HOOKS, METRICS, MODEL_WRAPPERS, MODELS, TASK_UTILS, TRANSFORMS
 
     for registry, names in ((MODELS, ['BiradsBBoxHead', 'BiradsRoIHead', 'CascadeBiradsRoIHead']),
@@ -35,12 +35,51 @@ def test_mmcv_compiled_ops_run_on_cpu():
 
 
 def test_version_guard_names_what_to_install(monkeypatch):
-    import mammo_det
+    from mammo_det import registry
 
-    real = mammo_det._version
-    monkeypatch.setattr(mammo_det, '_version', lambda pkg: '2.2.0' if pkg == 'mmcv' else real(pkg))
+    real = registry._version
+    monkeypatch.setattr(registry, '_version', lambda pkg: '2.2.0' if pkg == 'mmcv' else real(pkg))
     with pytest.raises(ImportError, match=r'mmcv>=2.0.0rc4,<2.2.0, found mmcv 2.2.0; install with `make install`'):
-        mammo_det._check_versions()
+        registry.check_versions()
+
+
+CHEAP = '''
+import runpy, sys
+sys.argv = {argv!r}
+try:
+    runpy.run_module('mammo_det', run_name='__main__')
+except SystemExit as exc:
+    assert exc.code in (0, None), exc.code
+heavy = sorted(m for m in ('torch', 'mmdet', 'mmengine', 'mmcv') if m in sys.modules)
+assert not heavy, heavy
+'''
+
+
+@pytest.mark.parametrize('argv', [
+    ['mammo-det', '--help'], ['mammo-det', 'synth', '--help'], ['mammo-det', 'convert', '--help'],
+    ['mammo-det', 'evaluate', '--help'], ['mammo-det', 'train', '--help'], ['mammo-det', 'weights', '--help']])
+def test_cli_starts_without_torch_or_mmdet(argv):
+    proc = subprocess.run([sys.executable, '-c', CHEAP.format(argv=argv)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_importing_the_library_and_converters_loads_no_torch(synth_root, tmp_path):
+    """import mammo_det / data_converters, and a real synth + convert + evaluate, with torch never imported."""
+    root, _ = synth_root
+    code = f'''
+import sys, json
+import mammo_det, data_converters, mammo_det.vocab, mammo_det.io.preprocess
+from mammo_det.cli import main
+assert main(['convert', {root!r}, {str(tmp_path / 'c')!r}, '--max-size', '64', '--workers', '2']) == 0
+gt = {str(tmp_path / 'c' / 'annotations' / 'instances_test.json')!r}
+json.dump([], open({str(tmp_path / 'p.json')!r}, 'w'))
+assert main(['evaluate', gt, {str(tmp_path / 'p.json')!r}, '--out', {str(tmp_path / 'e')!r}]) == 0
+heavy = sorted(m for m in ('torch', 'mmdet', 'mmengine', 'mmcv') if m in sys.modules)
+assert not heavy, heavy
+'''
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / 'e' / 'metrics.json').exists()
 
 
 def test_python_dash_m_runs_the_cli():

@@ -1,6 +1,6 @@
-# Runtime shared by every mammo-det config: mmdet's scope, our package registered, CPU-safe DDP.
+# Runtime shared by every mammo-det config: mmdet's scope, our parts registered.
 default_scope = 'mmdet'
-custom_imports = dict(imports=['mammo_det'], allow_failed_imports=False)
+custom_imports = dict(imports=['mammo_det.registry'], allow_failed_imports=False)
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
@@ -17,9 +17,6 @@ env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     dist_cfg=dict(backend='nccl'))
-
-# Same as MMDistributedDataParallel on GPUs; drops device_ids on CPU (gloo) where mmengine's default fails.
-model_wrapper_cfg = dict(type='CPUSafeDistributedDataParallel')
 
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')

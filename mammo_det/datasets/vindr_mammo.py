@@ -4,7 +4,7 @@ from __future__ import annotations
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
 
-from data_converters.categories import FINDING_CATEGORIES
+from mammo_det.vocab import FINDING_CATEGORIES
 
 IMAGE_FIELDS = ('source_id', 'study_id', 'series_id', 'laterality', 'view_position', 'breast_birads',
                 'breast_density', 'orig_width', 'orig_height', 'transform')

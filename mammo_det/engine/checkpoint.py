@@ -47,6 +47,11 @@ class SafeCheckpointHook(Hook):
 
     priority = 'VERY_HIGH'
 
+    def __init__(self) -> None:
+        # Where the hook is built, before the Runner loads or resumes any checkpoint: the allow-list changes
+        # torch's global state, so it happens only in processes that build this hook, not on import.
+        allow_mmengine_checkpoints()
+
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         hub = checkpoint.get('message_hub')
         if not hub or 'log_scalars' not in hub:
@@ -68,5 +73,3 @@ class SafeCheckpointHook(Hook):
             if isinstance(buf, dict) and buf.get(_TAG):
                 hub['log_scalars'][key] = HistoryBuffer(list(buf['log']), list(buf['count']), buf['max_length'])
 
-
-allow_mmengine_checkpoints()

@@ -120,6 +120,59 @@ def match_image(det_boxes: np.ndarray, det_scores: np.ndarray, gt_boxes: np.ndar
     return order, matched, ignored
 
 
+def _rank(dets: List[dict], img_pos: Dict[int, int]) -> tuple:
+    """Detection arrays and each detection's rank within its (category, image) by descending score, stable on the
+    input order, as evaluateImg's sort; ``kept``: the top ``MAX_DETS`` of each (category, image)."""
+    n = len(dets)
+    d_img = np.fromiter((img_pos.get(d['image_id'], -1) for d in dets), np.int64, n)
+    d_cat = np.fromiter((d['category_id'] for d in dets), np.int64, n)
+    d_score = np.fromiter((d['score'] for d in dets), np.float64, n)
+    order = np.lexsort((np.arange(n), -d_score, d_img, d_cat))
+    key = d_cat[order] * (len(img_pos) + 1) + d_img[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(key)) + 1] if n else np.zeros(0, np.int64)
+    rank = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n])) if n else np.zeros(0, np.int64)
+    rank_of = np.empty(n, np.int64)
+    rank_of[order] = rank
+    return d_img, d_cat, d_score, order[rank < MAX_DETS], rank_of
+
+
+def _group_gt(anns: List[dict], cat_ids: List[int]) -> tuple:
+    """({(category, image): annotation indices}, {category: number of non-crowd boxes})."""
+    groups: Dict[tuple, list] = {}
+    num_gt = {c: 0 for c in cat_ids}
+    for i, a in enumerate(anns):
+        groups.setdefault((a['category_id'], a['image_id']), []).append(i)
+        # pycocotools' _prepare() sets ignore = iscrowd (an 'ignore' key is overwritten).
+        if a['category_id'] in num_gt and not a.get('iscrowd', 0):
+            num_gt[a['category_id']] += 1
+    return groups, num_gt
+
+
+def _match_groups(anns: List[dict], dets: List[dict], kept: np.ndarray, d_cat: np.ndarray, d_score: np.ndarray,
+                  groups: Dict[tuple, list], iou_thr: float) -> tuple:
+    """(hit, ignored, matched annotation index or -1) per detection, matching each (category, image) that has
+    ground truth; detections of the others stay unmatched false positives without any matching."""
+    n = len(dets)
+    hit, ignored, matched_gt = np.zeros(n, bool), np.zeros(n, bool), np.full(n, -1, np.int64)
+    in_group: Dict[tuple, list] = {}
+    for j in kept:
+        k = (int(d_cat[j]), dets[j]['image_id'])
+        if k in groups:
+            in_group.setdefault(k, []).append(j)
+    for k, d_idx in in_group.items():
+        g_idx = np.asarray(groups[k], int)
+        d_idx = np.asarray(d_idx, int)
+        g_crowd = np.array([bool(anns[i].get('iscrowd', 0)) for i in g_idx], bool)
+        g_boxes = np.array([anns[i]['bbox'] for i in g_idx], float).reshape(-1, 4)
+        d_boxes = np.array([dets[i]['bbox'] for i in d_idx], float).reshape(-1, 4)
+        o, m, ign = match_image(d_boxes, d_score[d_idx], g_boxes, g_crowd, g_crowd, iou_thr)
+        sel = d_idx[o]
+        hit[sel] = m >= 0
+        ignored[sel] = ign
+        matched_gt[sel] = np.where(m >= 0, g_idx[np.maximum(m, 0)], -1)
+    return hit, ignored, matched_gt
+
+
 def match_all(gt: dict, dets: List[dict], iou_thr: float) -> Dict[int, dict]:
     """Matches every (image, category) like pycocotools; returns per category the score-sorted matches.
 
@@ -134,47 +187,9 @@ def match_all(gt: dict, dets: List[dict], iou_thr: float) -> Dict[int, dict]:
     anns = gt['annotations']
     img_pos = {im['id']: k for k, im in enumerate(sorted(gt['images'], key=lambda im: im['id']))}
     cat_ids = [c['id'] for c in gt['categories']]
-    n = len(dets)
-    d_img = np.fromiter((img_pos.get(d['image_id'], -1) for d in dets), np.int64, n)
-    d_cat = np.fromiter((d['category_id'] for d in dets), np.int64, n)
-    d_score = np.fromiter((d['score'] for d in dets), np.float64, n)
-    # Rank within (category, image) by descending score, stable on the input order, as evaluateImg's sort.
-    order = np.lexsort((np.arange(n), -d_score, d_img, d_cat))
-    key = d_cat[order] * (len(img_pos) + 1) + d_img[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(key)) + 1] if n else np.zeros(0, np.int64)
-    rank = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n])) if n else np.zeros(0, np.int64)
-    kept = order[rank < MAX_DETS]
-    hit = np.zeros(n, bool)
-    ignored = np.zeros(n, bool)
-    matched_gt = np.full(n, -1, np.int64)
-    rank_of = np.empty(n, np.int64)
-    rank_of[order] = rank
-
-    gt_groups: Dict[tuple, list] = {}
-    num_gt = {c: 0 for c in cat_ids}
-    for i, a in enumerate(anns):
-        gt_groups.setdefault((a['category_id'], a['image_id']), []).append(i)
-        # pycocotools' _prepare() sets ignore = iscrowd (an 'ignore' key is overwritten).
-        if a['category_id'] in num_gt and not a.get('iscrowd', 0):
-            num_gt[a['category_id']] += 1
-    if gt_groups and n:
-        in_group: Dict[tuple, list] = {}
-        for j in kept:
-            k = (int(d_cat[j]), dets[j]['image_id'])
-            if k in gt_groups:
-                in_group.setdefault(k, []).append(j)
-        for k, d_idx in in_group.items():
-            g_idx = np.asarray(gt_groups[k], int)
-            d_idx = np.asarray(d_idx, int)
-            g_crowd = np.array([bool(anns[i].get('iscrowd', 0)) for i in g_idx], bool)
-            g_boxes = np.array([anns[i]['bbox'] for i in g_idx], float).reshape(-1, 4)
-            d_boxes = np.array([dets[i]['bbox'] for i in d_idx], float).reshape(-1, 4)
-            o, m, ign = match_image(d_boxes, d_score[d_idx], g_boxes, g_crowd, g_crowd, iou_thr)
-            sel = d_idx[o]
-            hit[sel] = m >= 0
-            ignored[sel] = ign
-            matched_gt[sel] = np.where(m >= 0, g_idx[np.maximum(m, 0)], -1)
-
+    d_img, d_cat, d_score, kept, rank_of = _rank(dets, img_pos)
+    groups, num_gt = _group_gt(anns, cat_ids)
+    hit, ignored, matched_gt = _match_groups(anns, dets, kept, d_cat, d_score, groups, iou_thr)
     out: Dict[int, dict] = {}
     for c in cat_ids:
         idx = kept[d_cat[kept] == c]

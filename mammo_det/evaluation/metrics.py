@@ -12,17 +12,20 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from mammo_det.vocab import BIRADS_VALUES, birads_class
+
 from .coco import ap_from_precision, coco_precision, match_all
 
 FPPI_POINTS = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0)
-BIRADS = (3, 4, 5)
+HEADLINE_FPPI = 0.5  # the FROC point that tables, plots and the leaderboard single out
 
 
 class EvaluationInputError(ValueError):
     """Malformed ground truth or detections; the message names the file and the entry."""
 
 
-def _fppi_key(f: float) -> str:
+def fppi_key(f: float) -> str:
+    """The key of FPPI point ``f`` in ``recall_at_fppi`` ('0.125', '0.5', '1', ...)."""
     return f'{f:g}'
 
 
@@ -93,7 +96,7 @@ def recall_at_fppi(tp: np.ndarray, fp: np.ndarray, num_gt: int, num_images: int,
     result = {}
     for f in points:
         ok = fppi <= f
-        result[_fppi_key(f)] = float(recall[ok].max()) if num_gt and ok.any() else 0.0
+        result[fppi_key(f)] = float(recall[ok].max()) if num_gt and ok.any() else 0.0
     return recall, fppi, result
 
 
@@ -124,13 +127,13 @@ def _birads_metrics(gt: dict, dets: List[dict], matches: Dict[int, dict], backen
         for di, gi in zip(m['det_index'][m['tp']], m['gt_index'][m['tp']]):
             true = anns[gi].get('birads')
             p = dets[di].get('birads_scores')
-            if true not in BIRADS or p is None:
+            if true not in BIRADS_VALUES or p is None:
                 continue
-            confusion[BIRADS.index(true), int(np.argmax(p))] += 1
+            confusion[birads_class(true), int(np.argmax(p))] += 1
     n = int(confusion.sum())
     out = dict(matched=n, accuracy=float(np.trace(confusion) / n) if n else None,
                majority_baseline=float(confusion.sum(1).max() / n) if n else None,
-               confusion=confusion.tolist(), labels=list(BIRADS))
+               confusion=confusion.tolist(), labels=list(BIRADS_VALUES))
     # Suspicious group (BI-RADS 4-5): class-agnostic boxes; a detection's score is P(finding) x P(BI-RADS 4/5).
     seen, s_anns = set(), []
     for a in anns:
@@ -234,16 +237,11 @@ def per_category_rows(metrics: dict) -> List[dict]:
 
 def format_table(metrics: dict) -> str:
     """The per-category table as fixed-width text (what the CLI prints and the MMEngine logger shows)."""
-    rows = per_category_rows(metrics)
-    cols = list(rows[0]) if rows else ['category']
-    fmt = {c: (lambda v: '-' if v is None else f'{v:.4f}' if isinstance(v, float) else str(v)) for c in cols}
-    cells = [[fmt[c](r[c]) for c in cols] for r in rows]
-    summary = ['mean', '', *(f"{metrics[k]:.4f}" for k in ('mAP', 'mAP50', 'mAP75'))]
-    summary += [''] * (len(cols) - len(summary))
-    cells.append(summary)
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(cols)]
-    line = lambda vals: '  '.join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(vals, widths)))  # noqa
-    out = [line(cols), line(['-' * w for w in widths])] + [line(r) for r in cells]
+    from mammo_det.tables import format_rows
+
+    rows = per_category_rows(metrics) or [dict(category='')]
+    summary = dict(category='mean', num_gt='', AP=metrics['mAP'], AP50=metrics['mAP50'], AP75=metrics['mAP75'])
+    out = [format_rows(rows + [summary], cols=list(rows[0]), digits=4, style='text')]
     b = metrics.get('birads')
     if b and b.get('accuracy') is not None:
         out.append(f"BI-RADS on {b['matched']} matched boxes: accuracy {b['accuracy']:.4f} "

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Optional, Sequence
 
 import numpy as np
@@ -11,7 +10,9 @@ from mmengine.fileio import get_local_path
 from mmengine.logging import MMLogger
 from mmdet.registry import METRICS
 
-from .metrics import evaluate, format_table, validate_detections
+from mammo_det.fileio import write_json
+
+from .metrics import HEADLINE_FPPI, evaluate, format_table, fppi_key, validate_detections
 
 
 def results_to_coco(results: Sequence[dict], cat_ids: Sequence[int]) -> list:
@@ -88,11 +89,7 @@ class MammoMetric(BaseMetric):
         metrics = evaluate(gt, dets, froc_iou=self.froc_iou, curves=self.report_dir is not None)
         logger.info('\n' + format_table(metrics))
         if self.results_file:
-            os.makedirs(os.path.dirname(os.path.abspath(self.results_file)), exist_ok=True)
-            tmp = f'{self.results_file}.tmp'
-            with open(tmp, 'w') as fh:
-                json.dump(dets, fh)
-            os.replace(tmp, self.results_file)
+            write_json(self.results_file, dets)
         if self.report_dir:
             from .report import write_outputs
 
@@ -104,7 +101,7 @@ class MammoMetric(BaseMetric):
             key = name.replace(' ', '_')
             out[f'{key}_AP'] = v['AP']
             out[f'{key}_AP50'] = v['AP50']
-            out[f'{key}_R@0.5FPPI'] = v['recall_at_fppi']['0.5']
+            out[f'{key}_R@{HEADLINE_FPPI:g}FPPI'] = v['recall_at_fppi'][fppi_key(HEADLINE_FPPI)]
         if metrics['birads'] and metrics['birads']['accuracy'] is not None:
             out['birads_acc'] = metrics['birads']['accuracy']
             out['birads_majority'] = metrics['birads']['majority_baseline']

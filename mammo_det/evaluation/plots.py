@@ -1,9 +1,9 @@
 """PR curves, FROC curves and the BI-RADS confusion matrix as PNGs (matplotlib, no display needed)."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
+
+from .metrics import FPPI_POINTS, HEADLINE_FPPI, fppi_key
 
 
 def _plt():
@@ -16,46 +16,46 @@ def _plt():
 
 
 def _save(fig, path: str) -> None:
-    tmp = f'{path[:-4]}.tmp{os.getpid()}.png'
-    fig.savefig(tmp, dpi=120, bbox_inches='tight')
-    os.replace(tmp, path)
+    from mammo_det.fileio import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches='tight')
+
+
+def _per_category(metrics: dict, path: str, draw, legend_loc: str, **axes) -> None:
+    """One figure, ``draw(ax, name, curves, per_category_metrics)`` for each category with ground truth."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for name, c in metrics['_curves'].items():
+        if metrics['per_category'][name]['num_gt']:
+            draw(ax, name, c, metrics['per_category'][name])
+    ax.set(**axes)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc=legend_loc)
+    _save(fig, path)
+    plt.close(fig)
 
 
 def plot_pr(metrics: dict, path: str) -> None:
     """Precision-recall at IoU 0.5 (pycocotools' 101-point interpolation), one curve per category with boxes."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 5))
-    for name, c in metrics['_curves'].items():
-        if metrics['per_category'][name]['num_gt'] == 0:
-            continue
-        prec = np.clip(c['pr_precision'], 0, None)
-        ax.plot(c['pr_recall'], prec, label=f"{name} (AP50 {metrics['per_category'][name]['AP50']:.3f})")
-    ax.set(xlabel='recall', ylabel='precision', xlim=(0, 1), ylim=(0, 1.02), title='Precision-recall, IoU 0.5')
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc='lower left')
-    _save(fig, path)
-    plt.close(fig)
+    def draw(ax, name, c, v):
+        ax.plot(c['pr_recall'], np.clip(c['pr_precision'], 0, None), label=f"{name} (AP50 {v['AP50']:.3f})")
+
+    _per_category(metrics, path, draw, 'lower left', xlabel='recall', ylabel='precision', xlim=(0, 1),
+                  ylim=(0, 1.02), title='Precision-recall, IoU 0.5')
 
 
 def plot_froc(metrics: dict, path: str) -> None:
-    """Recall against false positives per image on a log axis, one curve per category."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 5))
-    for name, c in metrics['_curves'].items():
-        if metrics['per_category'][name]['num_gt'] == 0 or len(c['froc_fppi']) == 0:
-            continue
-        fppi = np.maximum(c['froc_fppi'], 1e-3)
-        ax.step(fppi, c['froc_recall'], where='post',
-                label=f"{name} (R@0.5 {metrics['per_category'][name]['recall_at_fppi']['0.5']:.3f})")
-    ax.set_xscale('log')
-    ax.set(xlabel='false positives per image', ylabel='recall', ylim=(0, 1.02), xlim=(1e-2, 8),
-           title=f"FROC, IoU {metrics['froc_iou']}")
-    for f in (0.125, 0.25, 0.5, 1, 2, 4):
-        ax.axvline(f, color='grey', lw=0.5, ls=':')
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc='upper left')
-    _save(fig, path)
-    plt.close(fig)
+    """Recall against false positives per image on a log axis, one curve per category, the FPPI points marked."""
+    def draw(ax, name, c, v):
+        if len(c['froc_fppi']):
+            label = f"{name} (R@{HEADLINE_FPPI:g} {v['recall_at_fppi'][fppi_key(HEADLINE_FPPI)]:.3f})"
+            ax.step(np.maximum(c['froc_fppi'], 1e-3), c['froc_recall'], where='post', label=label)
+        for f in FPPI_POINTS:
+            ax.axvline(f, color='grey', lw=0.5, ls=':')
+
+    _per_category(metrics, path, draw, 'upper left', xscale='log', xlabel='false positives per image',
+                  ylabel='recall', ylim=(0, 1.02), xlim=(1e-2, 8), title=f"FROC, IoU {metrics['froc_iou']}")
 
 
 def plot_birads_confusion(birads: dict, path: str) -> None:

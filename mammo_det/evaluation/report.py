@@ -1,9 +1,9 @@
 """Writing an evaluation to disk: metrics.json, per_category.csv and the plots."""
 from __future__ import annotations
 
-import csv
-import json
 import os
+
+from mammo_det.fileio import write_csv, write_json
 
 from .metrics import per_category_rows
 from .plots import plot_birads_confusion, plot_froc, plot_pr
@@ -18,17 +18,8 @@ def write_outputs(metrics: dict, out_dir: str) -> dict:
     paths = {k: os.path.join(out_dir, n) for k, n in (('metrics', 'metrics.json'), ('csv', 'per_category.csv'),
                                                        ('pr', 'pr_curves.png'), ('froc', 'froc.png'))}
     public = {k: v for k, v in metrics.items() if not k.startswith('_')}
-    tmp = paths['metrics'] + '.tmp'
-    with open(tmp, 'w') as fh:
-        json.dump(public, fh, indent=2)
-    os.replace(tmp, paths['metrics'])
-    rows = per_category_rows(metrics)
-    tmp = paths['csv'] + '.tmp'
-    with open(tmp, 'w', newline='') as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, paths['csv'])
+    write_json(paths['metrics'], public, indent=2)
+    write_csv(paths['csv'], per_category_rows(metrics))
     plot_pr(metrics, paths['pr'])
     plot_froc(metrics, paths['froc'])
     if metrics.get('birads') and metrics['birads']['matched']:

@@ -107,22 +107,12 @@ def _multi(value: Any) -> list:
     return list(value)
 
 
-def read_dicom(path: PathLike) -> DicomImage:
-    """Reads a DICOM file's pixels and header.
-
-    Native, RLE and deflated data decode with numpy alone; JPEG 2000 / JPEG-LS need pydicom's decoder plugins
-    (``pip install 'mammo-det[codecs]'``). Display tags are not parsed here (see :func:`display_lut`).
-
-    Raises:
-        DicomReadError: the file is missing, not DICOM, truncated, or its pixel data does not decode.
-        UnsupportedDicomError: no pixel data, FOR PROCESSING, not monochrome, or not a single 2-D frame.
-    """
+def _open(path: str):
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    path = str(path)
     try:
-        ds = pydicom.dcmread(path)
+        return pydicom.dcmread(path)
     except FileNotFoundError:
         raise DicomReadError(path, 'file not found') from None
     except InvalidDicomError as exc:
@@ -130,6 +120,9 @@ def read_dicom(path: PathLike) -> DicomImage:
     except Exception as exc:  # pydicom raises many types on corrupt headers (EOFError, struct.error, ...)
         raise DicomReadError(path, f'unreadable DICOM header ({type(exc).__name__}: {exc})') from None
 
+
+def _check_image_tags(ds, path: str) -> None:
+    """A single FOR PRESENTATION monochrome frame with pixel data, or a typed error saying what it is instead."""
     try:
         if 'PixelData' not in ds:
             raise UnsupportedDicomError(path, 'no pixel data (not an image, or the file is truncated)')
@@ -149,6 +142,8 @@ def read_dicom(path: PathLike) -> DicomImage:
     except Exception as exc:
         raise DicomReadError(path, f'corrupt image tags ({type(exc).__name__}: {exc})') from None
 
+
+def _decode(ds, path: str) -> np.ndarray:
     try:
         pixels = ds.pixel_array
     except Exception as exc:
@@ -158,6 +153,23 @@ def read_dicom(path: PathLike) -> DicomImage:
         raise DicomReadError(path, f'pixel data does not decode ({msg})') from None
     if pixels.ndim != 2 or pixels.dtype.kind not in 'ui' or pixels.dtype.itemsize > 2:
         raise UnsupportedDicomError(path, f'pixel array {pixels.dtype}{pixels.shape} is not one 2-D 8/16-bit frame')
+    return pixels
+
+
+def read_dicom(path: PathLike) -> DicomImage:
+    """Reads a DICOM file's pixels and header.
+
+    Native, RLE and deflated data decode with numpy alone; JPEG 2000 / JPEG-LS need pydicom's decoder plugins
+    (``pip install 'mammo-det[codecs]'``). Display tags are not parsed here (see :func:`display_lut`).
+
+    Raises:
+        DicomReadError: the file is missing, not DICOM, truncated, or its pixel data does not decode.
+        UnsupportedDicomError: no pixel data, FOR PROCESSING, not monochrome, or not a single 2-D frame.
+    """
+    path = str(path)
+    ds = _open(path)
+    _check_image_tags(ds, path)
+    pixels = _decode(ds, path)
     del ds.PixelData  # the decoded array is kept; the raw bytes would double the memory
     return DicomImage(pixels=pixels, path=path, header=ds)
 

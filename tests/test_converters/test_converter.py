@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from data_converters.categories import FINDING_CATEGORIES
+from mammo_det.vocab import FINDING_CATEGORIES
 from data_converters.vindr_mammo import ConversionError, ConvertOptions, convert, read_findings
 
 

@@ -1,6 +1,8 @@
+import json
+import os
+
 import numpy as np
 
-import mammo_det  # noqa: F401
 from mammo_det.datasets import PositiveNegativeSampler, VinDrMammoDataset
 
 
@@ -10,8 +12,6 @@ def _dataset(data, **kw):
 
 
 def test_birads_negatives_and_image_fields(converted):
-    import json
-    import os
     data, _ = converted
     ds = _dataset(data)
     coco = json.load(open(os.path.join(data, 'annotations/instances_train.json')))
@@ -28,8 +28,12 @@ def test_birads_negatives_and_image_fields(converted):
 def test_subset_metainfo_follows_classes(converted):
     data, _ = converted
     ds = _dataset(data, metainfo=dict(classes=('Mass',)))
-    labels = {inst['bbox_label'] for i in range(len(ds)) for inst in ds.get_data_info(i)['instances']}
-    assert labels <= {0}
+    labels = [inst['bbox_label'] for i in range(len(ds)) for inst in ds.get_data_info(i)['instances']]
+    coco = json.load(open(os.path.join(data, 'annotations', 'instances_train.json')))
+    mass_id = next(c['id'] for c in coco['categories'] if c['name'] == 'Mass')
+    masses = sum(a['category_id'] == mass_id for a in coco['annotations'])
+    assert masses > 0 and labels == [0] * masses  # every Mass box kept as label 0, every other finding left out
+    assert ds.metainfo['classes'] == ('Mass',)
 
 
 def test_pipeline_loads_and_packs_birads(converted):

@@ -22,7 +22,6 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
-os.environ.setdefault('MAMMO_DET_NO_REGISTER', '1')  # numpy/pydicom layer only
 
 from data_converters.synth import plan_dataset, render_dicom, write_csvs  # noqa: E402
 from data_converters.vindr_mammo import ConvertOptions, _init_worker, convert, convert_image, write_png  # noqa: E402

@@ -16,7 +16,6 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
-os.environ.setdefault('MAMMO_DET_NO_REGISTER', '1')
 
 from mammo_det.evaluation import evaluate  # noqa: E402
 

@@ -46,7 +46,7 @@ def step_time(config, scale, steps, amp, device):
     from mmengine.structures import InstanceData
     from mmdet.utils import register_all_modules
     register_all_modules()
-    import mammo_det  # noqa: F401
+    import mammo_det.registry  # noqa: F401
 
     cfg = Config.fromfile(config)
     model = MODELS.build(cfg.model).to(device).train()

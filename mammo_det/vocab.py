@@ -1,4 +1,8 @@
-"""The VinDr-Mammo finding categories, in the stable order that gives COCO category ids 1..10."""
+"""The domain in one place: finding categories, BI-RADS, densities, views, lateralities (no heavy imports).
+
+The finding categories keep the stable order that gives COCO category ids 1..10; the converters, the dataset, the
+models and the evaluation all take their vocabulary from here.
+"""
 from __future__ import annotations
 
 from typing import Iterable, List, Optional
@@ -17,6 +21,13 @@ FINDING_CATEGORIES = (
 )
 NO_FINDING = 'No Finding'
 
+# Finding BI-RADS that a box can carry (VinDr-Mammo: 3, 4, 5) and the BI-RADS head's classes, in this order.
+BIRADS_VALUES = (3, 4, 5)
+BREAST_BIRADS_VALUES = (0, 1, 2, 3, 4, 5, 6)
+DENSITIES = ('A', 'B', 'C', 'D')
+VIEWS = ('CC', 'MLO')
+LATERALITIES = ('L', 'R')
+
 # Short names for --classes (lower case, underscores), e.g. ``--classes mass,calcification``.
 ALIASES = {
     'mass': 'Mass',
@@ -32,6 +43,15 @@ ALIASES = {
     'skin_retraction': 'Skin Retraction',
 }
 
+
+def birads_class(birads: int) -> int:
+    """BI-RADS 3/4/5 -> the BI-RADS head's class index 0/1/2 (ValueError otherwise)."""
+    return BIRADS_VALUES.index(int(birads))
+
+
+def birads_value(index: int) -> int:
+    """The BI-RADS head's class index 0/1/2 -> BI-RADS 3/4/5."""
+    return BIRADS_VALUES[int(index)]
 
 
 def resolve_classes(names: Optional[Iterable[str]]) -> List[str]:

@@ -1,0 +1,49 @@
+"""Writing files so that a crash or a kill never leaves a half-written one: write a temporary name, then rename."""
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+
+@contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """Yields a temporary path beside ``path`` (same extension, for writers that pick the format by it); renames
+    it to ``path`` when the block succeeds and removes it when the block fails. Creates the parent folder."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    stem, ext = os.path.splitext(path)
+    tmp = f'{stem}.tmp{os.getpid()}{ext}'
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text(path: str, text: str, newline: str = None) -> None:
+    with atomic_path(path) as tmp, open(tmp, 'w', newline=newline) as fh:
+        fh.write(text)
+
+
+def write_json(path: str, obj, indent: int = None) -> None:
+    with atomic_path(path) as tmp, open(tmp, 'w') as fh:
+        json.dump(obj, fh, indent=indent)
+
+
+def write_csv(path: str, rows: list, fieldnames: list = None) -> None:
+    """A header row and one row per dict (or per list when ``fieldnames`` is given as the header)."""
+    import csv
+
+    with atomic_path(path) as tmp, open(tmp, 'w', newline='') as fh:
+        if rows and isinstance(rows[0], dict):
+            w = csv.DictWriter(fh, fieldnames=fieldnames or list(dict.fromkeys(k for r in rows for k in r)))
+            w.writeheader()
+            w.writerows(rows)
+        else:
+            w = csv.writer(fh)
+            if fieldnames:
+                w.writerow(fieldnames)
+            w.writerows(rows)
