@@ -4,24 +4,37 @@ import torch
 import torch.nn.functional as F
 from mmengine.structures import InstanceData
 
-import mammo_det  # noqa: F401  (registers)
-from mammo_det.models.roi_heads.birads import BiradsBBoxHead, birads_targets
+import mammo_det.registry  # noqa: F401
+from mammo_det.models.roi_heads.birads import BiradsBBoxHead, BiradsSampler, birads_targets
 
 
 class _Sampling:
-    def __init__(self, n_pos, n_neg, gt_inds):
-        self.pos_inds = torch.arange(n_pos)
+    def __init__(self, n_neg, pos_gt_birads):
         self.neg_inds = torch.arange(n_neg)
-        self.pos_assigned_gt_inds = torch.tensor(gt_inds, dtype=torch.long)
+        self.pos_gt_birads = torch.tensor(pos_gt_birads, dtype=torch.long)
 
 
 def test_targets_ignore_missing_birads_and_background():
-    res = [_Sampling(3, 2, [0, 1, 0]), _Sampling(1, 1, [0])]
-    gt = [torch.tensor([4, -1]), torch.tensor([5])]
-    t = birads_targets(res, gt)
-    # image 1: pos -> gt0 (4)=1, gt1 (none)=-1, gt0=1; negs -1 -1; image 2: pos -> 5=2, neg -1
-    assert t.tolist() == [1, -1, 1, -1, -1, 2, -1]
-    assert birads_targets([_Sampling(2, 1, [0, 0])], [None]).tolist() == [-1, -1, -1]
+    res = [_Sampling(2, [4, -1, 4]), _Sampling(1, [5])]
+    # image 1: positives with BI-RADS 4, none, 4 -> 1, -1, 1; negatives -1 -1; image 2: 5 -> 2, negative -1
+    assert birads_targets(res).tolist() == [1, -1, 1, -1, -1, 2, -1]
+    assert birads_targets([_Sampling(1, [-1, -1])]).tolist() == [-1, -1, -1]
+
+
+def test_sampler_wrapper_takes_each_positive_birads_from_its_ground_truth():
+    from mmdet.models.task_modules.assigners import AssignResult
+    from mmdet.models.task_modules.samplers import PseudoSampler
+
+    gt = InstanceData(bboxes=torch.tensor([[0., 0., 10., 10.], [20., 20., 30., 30.]]), labels=torch.tensor([0, 1]),
+                      birads=torch.tensor([5, -1]))
+    priors = InstanceData(priors=torch.tensor([[20., 20., 30., 30.], [50., 50., 60., 60.], [0., 0., 10., 10.]]))
+    assign = AssignResult(2, gt_inds=torch.tensor([2, 0, 1]), max_overlaps=torch.tensor([1., 0., 1.]),
+                          labels=torch.tensor([1, -1, 0]))
+    res = BiradsSampler(PseudoSampler()).sample(assign, priors, gt)
+    assert res.pos_assigned_gt_inds.tolist() == [1, 0]
+    assert res.pos_gt_birads.tolist() == [-1, 5]
+    no_birads = InstanceData(bboxes=gt.bboxes, labels=gt.labels)
+    assert BiradsSampler(PseudoSampler()).sample(assign, priors, no_birads).pos_gt_birads.tolist() == [-1, -1]
 
 
 def test_birads_loss_exact_value_and_all_ignored():
@@ -38,26 +51,37 @@ def test_birads_loss_exact_value_and_all_ignored():
     assert logits.grad is not None
 
 
-def test_shared_features_feed_birads_branch():
+def test_birads_logits_come_from_the_shared_features_of_the_same_call():
     head = BiradsBBoxHead(in_channels=4, fc_out_channels=8, roi_feat_size=2, num_classes=2)
     x = torch.randn(5, 4, 2, 2)
-    cls, reg = head(x)
-    assert cls.shape == (5, 3) and reg.shape == (5, 8)
-    logits = head.forward_birads()
+    with head.birads_logits() as logits:
+        cls, reg = head(x)
+    assert cls.shape == (5, 3) and reg.shape == (5, 8) and len(logits) == 1
     shared = x.flatten(1)
     for fc in head.shared_fcs:
         shared = torch.relu(F.linear(shared, fc.weight, fc.bias))  # F.linear: no hook fires
-    torch.testing.assert_close(logits, head.fc_birads(shared))
-    with pytest.raises(RuntimeError, match='forward'):
-        head.forward_birads()  # consumed: never reuses stale features
+    torch.testing.assert_close(logits[0], head.fc_birads(shared))
+    head(x)
+    assert len(logits) == 1  # the hook lives only inside the block: nothing is kept between calls
+    assert not head.shared_fcs[-1]._forward_hooks
 
 
 def _tiny_detector(cascade=False):
     from mmengine.config import Config
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
+
     register_all_modules()
     cfg = Config.fromfile('configs/demo/faster-rcnn_r18-w16_fpn_birads_1xb4-12e_synth-mammo.py')
+    if cascade:  # the shipped Cascade R-CNN head on the demo's small backbone and neck
+        cascade_cfg = Config.fromfile('configs/cascade_rcnn/cascade-rcnn_r50_fpn_birads_1x_vindr-mammo.py').model
+        cfg.model.type = 'CascadeRCNN'
+        cfg.model.roi_head = cascade_cfg.roi_head
+        cfg.model.roi_head.bbox_roi_extractor.out_channels = 64
+        for stage in cfg.model.roi_head.bbox_head:
+            stage.update(in_channels=64, fc_out_channels=128, num_classes=2)
+        cfg.model.train_cfg.rcnn = cascade_cfg.train_cfg.rcnn
+        cfg.model.test_cfg.rcnn = cascade_cfg.test_cfg.rcnn
     model = MODELS.build(cfg.model)
     model.init_weights()
     return model
@@ -84,16 +108,51 @@ def _batch(model, with_gt=True):
     return model.data_preprocessor(dict(inputs=list(imgs), data_samples=samples), training=True)
 
 
-@pytest.mark.parametrize('with_gt', [True, False])
-def test_detector_loss_has_birads_term(with_gt):
+@pytest.mark.parametrize('cascade', [False, True], ids=['faster', 'cascade'])
+def test_birads_loss_equals_cross_entropy_of_the_ground_truth(cascade):
+    """Proposals equal to the two ground-truth boxes, which the samplers also add in front: the first two RoIs of
+    the (last) stage are the gt boxes, BI-RADS 4 and none. The loss in the detector's loss dict must be the weighted
+    cross-entropy of the logits of the RoIs with a BI-RADS, and those logits those of the gt boxes' RoIs."""
+    from mmdet.structures.bbox import bbox2roi
+
     torch.manual_seed(0)
-    model = _tiny_detector()
-    data = _batch(model, with_gt)
+    model = _tiny_detector(cascade)
+    data = _batch(model)
+    x = model.extract_feat(data['inputs'])
+    gt = data['data_samples'][0].gt_instances
+    proposals = [InstanceData(bboxes=gt.bboxes.clone(), scores=torch.ones(2)),
+                 InstanceData(bboxes=torch.zeros((0, 4)), scores=torch.zeros(0))]
+    roi_head = model.roi_head
+    last = roi_head.num_stages - 1 if cascade else None
+    head = roi_head.bbox_head[last] if cascade else roi_head.bbox_head
+    seen = []
+    real = head.birads_loss
+    head.birads_loss = lambda logits, targets: seen.append((logits, targets)) or real(logits, targets)
+    losses = roi_head.loss(x, proposals, data['data_samples'])
+    assert len(seen) == 1  # one BI-RADS loss: the last stage's only, for Cascade
+    logits, targets = seen[0]
+    assert targets[:2].tolist() == [1, -1]  # gt box 0 has BI-RADS 4 (class 1), gt box 1 none
+    gt_rois = bbox2roi([gt.bboxes])
+    again = roi_head._bbox_forward(last, x, gt_rois) if cascade else roi_head._bbox_forward(x, gt_rois)
+    torch.testing.assert_close(logits[:2], again['birads_score'])
+    weight = head.loss_birads.loss_weight * (roi_head.stage_loss_weights[last] if cascade else 1.0)
+    valid = targets >= 0
+    expected = weight * F.cross_entropy(logits[valid], targets[valid])
+    got = losses[f's{last}.loss_birads'] if cascade else losses['loss_birads']
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5) and got.item() > 0
+    if cascade:
+        assert not any(k.endswith('loss_birads') for k in losses if not k.startswith(f's{last}.'))
+
+
+@pytest.mark.parametrize('cascade', [False, True], ids=['faster', 'cascade'])
+def test_birads_loss_is_zero_without_ground_truth_birads(cascade):
+    torch.manual_seed(0)
+    model = _tiny_detector(cascade)
+    data = _batch(model, with_gt=False)
     losses = model.loss(data['inputs'], data['data_samples'])
-    assert 'loss_birads' in losses
-    assert torch.isfinite(losses['loss_birads'])
-    if not with_gt:
-        assert losses['loss_birads'].item() == 0.0  # nothing labelled: no BI-RADS signal
+    key = 's2.loss_birads' if cascade else 'loss_birads'
+    assert losses[key].item() == 0.0  # nothing labelled: no BI-RADS signal, but the branch stays in the graph
+    assert losses[key].requires_grad
 
 
 def test_predictions_carry_birads_fields():

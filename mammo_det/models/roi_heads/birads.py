@@ -1,13 +1,19 @@
 """A BI-RADS (3/4/5) classifier on each RoI, for Faster R-CNN and Cascade R-CNN (last stage).
 
-The bbox head keeps its parent's ``forward`` (mmdet's RoI heads unpack exactly ``(cls_score, bbox_pred)``);
-a forward hook on its last shared fc keeps the shared RoI features, and ``forward_birads()`` classifies them
-without recomputing anything. The RoI heads extend mmdet through ``bbox_loss`` (adds ``loss_birads``) and
-``predict_bbox`` (adds ``birads_scores`` and ``birads`` to each result, computed on the final boxes).
+The bbox head keeps its parent's ``forward`` (mmdet's RoI heads unpack exactly ``(cls_score, bbox_pred)``). The
+RoI heads extend mmdet through its narrow hooks, with no state kept on the modules between calls:
+
+* ``_bbox_forward`` adds ``birads_score`` (N x 3 logits) to the forward results, from the shared RoI features the
+  bbox head computes in that same call (:meth:`BiradsBBoxHead.birads_logits`: a hook that lives only for it);
+* the sampler each RoI head builds (``init_assigner_sampler``) is wrapped so that a sampling result also carries
+  ``pos_gt_birads``, the ground-truth BI-RADS of its positives, as it carries ``pos_gt_labels``;
+* ``bbox_loss`` adds ``loss_birads``; ``predict_bbox`` adds ``birads_scores`` and ``birads`` to each result,
+  computed on the final boxes.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from contextlib import contextmanager
+from typing import Iterator, List, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +23,7 @@ from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox2roi, scale_boxes
 from torch import Tensor, nn
 
-BIRADS_VALUES = (3, 4, 5)
+from mammo_det.vocab import BIRADS_VALUES
 
 
 @MODELS.register_module()
@@ -35,20 +41,22 @@ class BiradsBBoxHead(Shared2FCBBoxHead):
         self.num_birads = num_birads
         self.fc_birads = nn.Linear(self.shared_out_channels, num_birads)
         self.loss_birads = MODELS.build(loss_birads)
-        self._shared: Optional[Tensor] = None
-        self.shared_fcs[-1].register_forward_hook(self._keep_shared)
 
-    def _keep_shared(self, module, inputs, output) -> None:
-        self._shared = output
+    @contextmanager
+    def birads_logits(self) -> Iterator[List[Tensor]]:
+        """Within the block, each forward of this head appends the BI-RADS logits (N x num_birads) of its RoIs to
+        the yielded list, computed from the output of the last shared fc; the hook is removed on exit."""
+        logits: List[Tensor] = []
 
-    def forward_birads(self) -> Tensor:
-        """BI-RADS logits (N x num_birads) of the RoIs of the last ``forward`` call."""
-        if self._shared is None:
-            raise RuntimeError('forward_birads() needs a forward() of the RoIs first')
-        feats, self._shared = self._shared, None
-        # Not self.relu: it is in-place, and the parent's own in-place ReLU may already have run on ``feats``
-        # (relu twice is relu once), whose pre-activation values autograd still needs.
-        return self.fc_birads(F.relu(feats))
+        def classify(module, inputs, output):
+            # A new ReLU, not self.relu: that one is in-place, and the parent applies it to ``output`` next.
+            logits.append(self.fc_birads(F.relu(output)))
+
+        handle = self.shared_fcs[-1].register_forward_hook(classify)
+        try:
+            yield logits
+        finally:
+            handle.remove()
 
     def birads_loss(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss over the RoIs whose target is >= 0 (the others: background or no BI-RADS)."""
@@ -58,16 +66,30 @@ class BiradsBBoxHead(Shared2FCBBoxHead):
         return self.loss_birads(logits[valid], targets[valid], avg_factor=int(valid.sum()))
 
 
-def birads_targets(sampling_results, gt_birads: List[Optional[Tensor]]) -> Tensor:
+class BiradsSampler:
+    """Wraps a sampler: its sampling results also carry ``pos_gt_birads`` (the positives' ground-truth BI-RADS,
+    -1 where the box has none), taken from ``gt_instances.birads`` through ``pos_assigned_gt_inds``."""
+
+    def __init__(self, sampler):
+        self.sampler = sampler
+
+    def sample(self, assign_result, pred_instances, gt_instances, **kwargs):
+        result = self.sampler.sample(assign_result, pred_instances, gt_instances, **kwargs)
+        idx = result.pos_assigned_gt_inds.long()
+        if 'birads' in gt_instances and len(idx):
+            result.pos_gt_birads = gt_instances.birads.to(idx.device)[idx]
+        else:
+            result.pos_gt_birads = torch.full_like(idx, -1)
+        return result
+
+
+def birads_targets(sampling_results) -> Tensor:
     """Per sampled RoI (positives then negatives, per image): 0/1/2 for BI-RADS 3/4/5, -1 to ignore."""
     out = []
-    for res, birads in zip(sampling_results, gt_birads):
-        pos = torch.full((len(res.pos_inds),), -1, dtype=torch.long, device=res.pos_inds.device)
-        if birads is not None and len(res.pos_inds):
-            b = birads.to(pos.device)[res.pos_assigned_gt_inds.long()]
-            known = (b >= BIRADS_VALUES[0]) & (b <= BIRADS_VALUES[-1])
-            pos = torch.where(known, b - BIRADS_VALUES[0], pos)
-        out.append(pos)
+    for res in sampling_results:
+        b = res.pos_gt_birads.long()
+        known = (b >= BIRADS_VALUES[0]) & (b <= BIRADS_VALUES[-1])
+        out.append(torch.where(known, b - BIRADS_VALUES[0], torch.full_like(b, -1)))
         out.append(torch.full((len(res.neg_inds),), -1, dtype=torch.long, device=res.neg_inds.device))
     return torch.cat(out)
 
@@ -75,25 +97,15 @@ def birads_targets(sampling_results, gt_birads: List[Optional[Tensor]]) -> Tenso
 class _BiradsMixin:
     """What the Standard and Cascade BI-RADS RoI heads share."""
 
-    _gt_birads: Optional[List[Optional[Tensor]]] = None
+    def init_assigner_sampler(self, *args, **kwargs) -> None:
+        super().init_assigner_sampler(*args, **kwargs)
+        if isinstance(self.bbox_sampler, list):
+            self.bbox_sampler = [BiradsSampler(s) for s in self.bbox_sampler]
+        elif self.bbox_sampler is not None:
+            self.bbox_sampler = BiradsSampler(self.bbox_sampler)
 
-    def loss(self, x, rpn_results_list, batch_data_samples):
-        # bbox_loss() receives only sampling results, which keep gt indices but not the gt fields: hold the
-        # batch's BI-RADS for the duration of this call.
-        self._gt_birads = [ds.gt_instances.birads if 'birads' in ds.gt_instances else None
-                           for ds in batch_data_samples]
-        try:
-            return super().loss(x, rpn_results_list, batch_data_samples)
-        finally:
-            self._gt_birads = None
-
-    def _birads_loss(self, head: BiradsBBoxHead, sampling_results) -> Tensor:
-        logits = head.forward_birads()
-        gt = self._gt_birads or [None] * len(sampling_results)
-        return head.birads_loss(logits, birads_targets(sampling_results, gt))
-
-    def _add_birads(self, x, batch_img_metas: List[dict], results_list, rescale: bool, forward, head):
-        """Classifies the final boxes' BI-RADS; ``forward(rois)`` runs the head that owns ``fc_birads``."""
+    def _add_birads(self, batch_img_metas: List[dict], results_list, rescale: bool, forward):
+        """Classifies the final boxes' BI-RADS; ``forward(rois)`` returns forward results with ``birads_score``."""
         boxes = []
         for res, meta in zip(results_list, batch_img_metas):
             b = res.bboxes
@@ -102,10 +114,9 @@ class _BiradsMixin:
             boxes.append(b)
         rois = bbox2roi(boxes)
         if rois.shape[0] == 0:
-            probs = rois.new_zeros((0, head.num_birads))
+            probs = rois.new_zeros((0, len(BIRADS_VALUES)))
         else:
-            forward(rois)
-            probs = F.softmax(head.forward_birads(), dim=-1)
+            probs = F.softmax(forward(rois)['birads_score'], dim=-1)
         for res, p in zip(results_list, probs.split([len(b) for b in boxes])):
             res.birads_scores = p
             res.birads = p.argmax(dim=-1) + BIRADS_VALUES[0] if len(p) else p.new_zeros((0,), dtype=torch.long)
@@ -116,27 +127,43 @@ class _BiradsMixin:
 class BiradsRoIHead(_BiradsMixin, StandardRoIHead):
     """StandardRoIHead whose bbox head is a :class:`BiradsBBoxHead`: adds ``loss_birads`` and BI-RADS outputs."""
 
+    def _bbox_forward(self, x: Tuple[Tensor], rois: Tensor) -> dict:
+        with self.bbox_head.birads_logits() as logits:
+            results = super()._bbox_forward(x, rois)
+        results['birads_score'] = logits[0]
+        return results
+
     def bbox_loss(self, x: Tuple[Tensor], sampling_results) -> dict:
         results = super().bbox_loss(x, sampling_results)
-        results['loss_bbox']['loss_birads'] = self._birads_loss(self.bbox_head, sampling_results)
+        results['loss_bbox']['loss_birads'] = self.bbox_head.birads_loss(results['birads_score'],
+                                                                         birads_targets(sampling_results))
         return results
 
     def predict_bbox(self, x, batch_img_metas, rpn_results_list, rcnn_test_cfg, rescale: bool = False):
         results = super().predict_bbox(x, batch_img_metas, rpn_results_list, rcnn_test_cfg, rescale)
         if rcnn_test_cfg is None:  # raw per-class scores for test-time augmentation: no final boxes yet
             return results
-        return self._add_birads(x, batch_img_metas, results, rescale, lambda rois: self._bbox_forward(x, rois),
-                                self.bbox_head)
+        return self._add_birads(batch_img_metas, results, rescale, lambda rois: self._bbox_forward(x, rois))
 
 
 @MODELS.register_module()
 class CascadeBiradsRoIHead(_BiradsMixin, CascadeRoIHead):
     """CascadeRoIHead whose last stage's bbox head is a :class:`BiradsBBoxHead`."""
 
+    def _bbox_forward(self, stage: int, x: Tuple[Tensor], rois: Tensor) -> dict:
+        head = self.bbox_head[stage]
+        if not isinstance(head, BiradsBBoxHead):
+            return super()._bbox_forward(stage, x, rois)
+        with head.birads_logits() as logits:
+            results = super()._bbox_forward(stage, x, rois)
+        results['birads_score'] = logits[0]
+        return results
+
     def bbox_loss(self, stage: int, x: Tuple[Tensor], sampling_results) -> dict:
         results = super().bbox_loss(stage, x, sampling_results)
-        if stage == self.num_stages - 1:
-            results['loss_bbox']['loss_birads'] = self._birads_loss(self.bbox_head[stage], sampling_results)
+        if 'birads_score' in results:
+            results['loss_bbox']['loss_birads'] = self.bbox_head[stage].birads_loss(
+                results['birads_score'], birads_targets(sampling_results))
         return results
 
     def predict_bbox(self, x, batch_img_metas, rpn_results_list, rcnn_test_cfg, rescale: bool = False, **kwargs):
@@ -144,5 +171,4 @@ class CascadeBiradsRoIHead(_BiradsMixin, CascadeRoIHead):
         if rcnn_test_cfg is None:
             return results
         last = self.num_stages - 1
-        return self._add_birads(x, batch_img_metas, results, rescale, lambda rois: self._bbox_forward(last, x, rois),
-                                self.bbox_head[last])
+        return self._add_birads(batch_img_metas, results, rescale, lambda rois: self._bbox_forward(last, x, rois))
