@@ -1,7 +1,10 @@
 # Two commands for a new user: `make demo` and `make test`. Both install into .venv first.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.mammo-det-installed
+# The stamp names the venv's torch (its version carries the CUDA build, e.g. 2.5.1+cu121): changing torch reinstalls,
+# and tools/install.sh then rebuilds mmcv for it.
+TORCH_ID := $(shell test -x $(PY) && $(PY) -c 'import importlib.metadata as m; print(m.version("torch"))' 2>/dev/null)
+STAMP := $(VENV)/.mammo-det-installed-$(TORCH_ID)
 
 .PHONY: install test demo lint clean
 
@@ -10,7 +13,8 @@ install: $(STAMP)
 # The stamp makes a second `make install` a no-op; editing the dependencies reinstalls.
 $(STAMP): pyproject.toml tools/install.sh
 	VENV=$(VENV) bash tools/install.sh
-	touch $@
+	rm -f $(VENV)/.mammo-det-installed*
+	touch $(VENV)/.mammo-det-installed-$$($(PY) -c 'import importlib.metadata as m; print(m.version("torch"))')
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
