@@ -1,4 +1,5 @@
-"""``mammo-det`` command line. Imports lazily: ``synth``, ``convert`` and ``evaluate`` start without torch/mmdet."""
+"""``mammo-det`` command line. Imports lazily: ``--help``, ``synth``, ``convert``, ``evaluate`` and ``weights`` start
+without torch or mmdet; ``train`` and ``test`` share their options with ``tools/train.py`` and ``tools/test.py``."""
 from __future__ import annotations
 
 import argparse
@@ -59,22 +60,34 @@ def _evaluate(args) -> int:
 
 
 def _train(args) -> int:
-    from mammo_det.apis.runner import build_train_runner, parse_cfg_options
+    from mammo_det.apis.runner import run_from_args
 
-    runner = build_train_runner(args.config, work_dir=args.work_dir, launcher=args.launcher, resume=args.resume,
-                                amp=args.amp, cfg_options=parse_cfg_options(args.cfg_options),
-                                data_root=args.data_root)
-    runner.train()
+    run_from_args(args, 'train')
     return 0
 
 
 def _test(args) -> int:
-    from mammo_det.apis.runner import build_test_runner, parse_cfg_options
+    from mammo_det.apis.runner import run_from_args
 
-    runner = build_test_runner(args.config, args.checkpoint, work_dir=args.work_dir, launcher=args.launcher,
-                               out=args.out, cfg_options=parse_cfg_options(args.cfg_options),
-                               data_root=args.data_root)
-    runner.test()
+    run_from_args(args, 'test')
+    return 0
+
+
+def _weights(args) -> int:
+    from mmengine.config import Config
+
+    from mammo_det.apis.weights import WeightsError, config_checkpoints, fetch, hub_checkpoint_dir
+
+    try:
+        urls = list(dict.fromkeys(u for c in args.configs for u in config_checkpoints(Config.fromfile(c))))
+        done = fetch(urls, args.cache_dir)
+    except WeightsError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    for d in done:
+        print(f"{d['status']:10s} {d['path']}  <- {d['url']}")
+    print(f'{len(done)} checkpoint(s) in {hub_checkpoint_dir(args.cache_dir)}'
+          + (f'; on the compute nodes set TORCH_HOME={args.cache_dir}' if args.cache_dir else ''))
     return 0
 
 
@@ -146,25 +159,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('--froc-iou', type=float, default=0.5)
     e.set_defaults(func=_evaluate)
 
-    t = sub.add_parser('train', help='train a detector (same code as tools/train.py)')
-    t.add_argument('config')
-    t.add_argument('--work-dir')
-    t.add_argument('--data-root', help='a folder written by convert (overrides the config)')
-    t.add_argument('--resume', action='store_true', help='continue from the last checkpoint in the work dir')
-    t.add_argument('--amp', action='store_true')
-    t.add_argument('--cfg-options', nargs='+')
-    t.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
-    t.set_defaults(func=_train)
+    from mammo_det.apis.runner import add_runner_args  # argparse only: no torch or mmdet
 
-    te = sub.add_parser('test', help='test a checkpoint (same code as tools/test.py)')
-    te.add_argument('config')
-    te.add_argument('checkpoint')
-    te.add_argument('--work-dir')
-    te.add_argument('--data-root')
-    te.add_argument('--out', help='COCO results JSON with birads and birads_scores per box')
-    te.add_argument('--cfg-options', nargs='+')
-    te.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
-    te.set_defaults(func=_test)
+    add_runner_args(sub.add_parser('train', help='train a detector (the options of tools/train.py)'),
+                    'train').set_defaults(func=_train)
+    add_runner_args(sub.add_parser('test', help='test a checkpoint (the options of tools/test.py)'),
+                    'test').set_defaults(func=_test)
+
+    w = sub.add_parser('weights', help="download the pretrained checkpoints the configs name, for offline nodes")
+    w.add_argument('configs', nargs='+')
+    w.add_argument('--cache-dir', help='fill DIR/hub/checkpoints (then TORCH_HOME=DIR); default: the torch hub '
+                                       'cache, $TORCH_HOME/hub/checkpoints')
+    w.set_defaults(func=_weights)
 
     i = sub.add_parser('infer', help='detect on DICOMs/PNGs; boxes in the original DICOM pixel grid')
     i.add_argument('config')

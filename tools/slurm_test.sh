@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # bash tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [test.py args]  (GPUS=8 GPUS_PER_NODE=8 ...)
+# PYTHON picks the interpreter (as in dist_test.sh).
 set -x
 PARTITION=$1
 JOB_NAME=$2
@@ -20,4 +21,4 @@ srun -p "${PARTITION}" \
     --cpus-per-task="${CPUS_PER_TASK}" \
     --kill-on-bad-exit=1 \
     ${SRUN_ARGS} \
-    python -u "$(dirname "$0")/test.py" "${CONFIG}" "${CHECKPOINT}" --launcher="slurm" ${PY_ARGS}
+    "${PYTHON:-python}" -u "$(dirname "$0")/test.py" "${CONFIG}" "${CHECKPOINT}" --launcher="slurm" ${PY_ARGS}

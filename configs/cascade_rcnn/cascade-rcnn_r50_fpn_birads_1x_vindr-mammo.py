@@ -1,10 +1,7 @@
 # Cascade R-CNN R50-FPN; the last of the three stages carries the BI-RADS branch.
-_base_ = [
-    'mmdet::_base_/models/cascade-rcnn_r50_fpn.py',
-    '../_base_/datasets/vindr-mammo_detection.py',
-    '../_base_/schedules/schedule_1x.py',
-    '../_base_/default_runtime.py',
-]
+_base_ = ['mmdet::_base_/models/cascade-rcnn_r50_fpn.py', '../_base_/datasets/vindr-mammo_detection.py',
+          '../_base_/schedules/schedule_1x.py', '../_base_/default_runtime.py']
+pretrained = 'https://download.pytorch.org/models/resnet50-0676ba61.pth'  # torchvision://resnet50, by URL
 num_classes = 10  # finding types in the annotation file
 birads_loss_weight = 0.5  # weight of the BI-RADS cross-entropy next to the box losses
 
@@ -22,6 +19,7 @@ def _stage(std, birads=False):
 
 
 model = dict(
+    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     roi_head=dict(
         type='CascadeBiradsRoIHead',
         bbox_head=[_stage([0.1, 0.1, 0.2, 0.2]), _stage([0.05, 0.05, 0.1, 0.1]),

@@ -28,11 +28,12 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackMammoInputs'),
 ]
-test_pipeline = [
-    dict(type='LoadMammogram'),
+test_pipeline = [  # also `mammo-det infer`'s (see ../_base_/datasets/vindr-mammo_detection.py)
+    dict(type='LoadMammogram', dicom_cfg=mammo_preprocess),
     dict(type='Resize', scale=image_scale, keep_ratio=True),
     dict(type='LoadBiradsAnnotations', with_bbox=True),
-    dict(type='PackMammoInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+    dict(type='PackMammoInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'mammo_transform')),
 ]
 metainfo = dict(classes=classes)
 train_dataloader = dict(
@@ -54,6 +55,7 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=lr * 0.05, begin=0, end=max_epochs, by_epoch=True)
 ]
 optim_wrapper = dict(optimizer=dict(lr=lr), clip_grad=dict(max_norm=10, norm_type=2))
+auto_scale_lr = dict(base_batch_size=batch_size)  # lr above is for 1 x 4 images
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=max_epochs, save_best=None))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)  # the demo's numbers repeat from run to run

@@ -2,8 +2,7 @@
 # and mmengine forbids the same key in two sibling bases, so this file overrides the data keys itself instead
 # of listing ../_base_/datasets/vindr-mammo_detection.py (whose values it mirrors).
 _base_ = 'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py'
-custom_imports = dict(imports=['mammo_det'], allow_failed_imports=False)
-model_wrapper_cfg = dict(type='CPUSafeDistributedDataParallel')
+custom_imports = dict(imports=['mammo_det.registry'], allow_failed_imports=False)
 custom_hooks = [dict(type='SafeCheckpointHook')]  # weights_only=True resume under torch >= 2.6
 
 num_classes = 10  # finding types in the annotation file
@@ -11,7 +10,10 @@ data_root = 'data/vindr-mammo/'  # output of `mammo-det convert`
 image_scale = (2048, 2048)  # long side 2048 px, aspect kept
 mammo_preprocess = dict(max_size=2048, bit_depth=8, crop=True, voi='auto', window_index=0)  # as converted
 
-model = dict(bbox_head=dict(num_classes=num_classes), test_cfg=dict(max_per_img=100))
+pretrained = 'https://download.pytorch.org/models/resnet50-0676ba61.pth'  # torchvision://resnet50, by URL
+
+model = dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+             bbox_head=dict(num_classes=num_classes), test_cfg=dict(max_per_img=100))
 train_pipeline = [
     dict(type='LoadMammogram'),
     dict(type='LoadBiradsAnnotations', with_bbox=True),
@@ -19,11 +21,12 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackMammoInputs'),
 ]
-test_pipeline = [
-    dict(type='LoadMammogram'),
+test_pipeline = [  # also `mammo-det infer`'s
+    dict(type='LoadMammogram', dicom_cfg=mammo_preprocess),
     dict(type='Resize', scale=image_scale, keep_ratio=True),
     dict(type='LoadBiradsAnnotations', with_bbox=True),
-    dict(type='PackMammoInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+    dict(type='PackMammoInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'mammo_transform')),
 ]
 _data = dict(type='VinDrMammoDataset', data_root=data_root, data_prefix=dict(img='images/'))
 train_dataloader = dict(
@@ -35,3 +38,4 @@ test_dataloader = dict(dataset=dict(**_data, ann_file='annotations/instances_tes
 val_evaluator = dict(_delete_=True, type='MammoMetric', ann_file=data_root + 'annotations/instances_val.json')
 test_evaluator = dict(_delete_=True, type='MammoMetric', ann_file=data_root + 'annotations/instances_test.json')
 default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=2, save_best='mammo/mAP', rule='greater'))
+auto_scale_lr = dict(base_batch_size=16)  # the lr of mmdet's DINO is for 8 GPUs x 2 images

@@ -1,11 +1,9 @@
 # RetinaNet R50-FPN (one stage, no BI-RADS branch): the dense-detector baseline.
-_base_ = [
-    'mmdet::_base_/models/retinanet_r50_fpn.py',
-    '../_base_/datasets/vindr-mammo_detection.py',
-    '../_base_/schedules/schedule_1x.py',
-    '../_base_/default_runtime.py',
-]
+_base_ = ['mmdet::_base_/models/retinanet_r50_fpn.py', '../_base_/datasets/vindr-mammo_detection.py',
+          '../_base_/schedules/schedule_1x.py', '../_base_/default_runtime.py']
+pretrained = 'https://download.pytorch.org/models/resnet50-0676ba61.pth'  # torchvision://resnet50, by URL
 num_classes = 10  # finding types in the annotation file
 
-model = dict(bbox_head=dict(num_classes=num_classes))
+model = dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+             bbox_head=dict(num_classes=num_classes))
 optim_wrapper = dict(optimizer=dict(lr=0.01))  # mmdet's RetinaNet lr for 8 x 2 images

@@ -1,11 +1,15 @@
-"""Distributed training that also runs on CPU (gloo), leaving the normal GPU (nccl) path untouched.
+"""Distributed training on CPU processes (gloo), behind an explicit switch; the GPU (nccl) path stays MMEngine's.
 
-mmengine assumes CUDA in two places: ``init_dist('pytorch')`` calls ``torch.cuda.set_device`` and the DDP
-wrapper is given ``device_ids=[LOCAL_RANK]``, which CPU modules reject.
+MMEngine assumes CUDA in two places: ``init_dist('pytorch')`` calls ``torch.cuda.set_device`` and its DDP wrapper is
+given ``device_ids=[LOCAL_RANK]``, which CPU modules reject. With ``--cpu-dist`` and no GPU, the gloo group starts
+before the Runner (which then skips its own ``init_dist``) and the model is wrapped by
+:class:`CPUSafeDistributedDataParallel`. With a GPU nothing here runs: MMEngine's own launcher code and its default
+``MMDistributedDataParallel(broadcast_buffers=False, find_unused_parameters=cfg.find_unused_parameters)`` apply.
 """
 from __future__ import annotations
 
 import os
+import subprocess
 
 import torch
 import torch.distributed as dist
@@ -13,17 +17,36 @@ from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS
 
 
-def init_dist_for_launcher(launcher: str) -> None:
-    """Without CUDA, starts the gloo process group before the Runner (which then skips its own init_dist)."""
-    if launcher == 'none' or torch.cuda.is_available() or dist.is_initialized():
+def _slurm_env() -> None:
+    """RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT from the Slurm step, as MMEngine's GPU path does."""
+    os.environ.setdefault('RANK', os.environ['SLURM_PROCID'])
+    os.environ.setdefault('WORLD_SIZE', os.environ['SLURM_NTASKS'])
+    os.environ.setdefault('LOCAL_RANK', os.environ.get('SLURM_LOCALID', '0'))
+    if 'MASTER_ADDR' not in os.environ:
+        nodes = os.environ.get('SLURM_STEP_NODELIST') or os.environ.get('SLURM_NODELIST', '')
+        first = ''
+        if nodes:
+            try:
+                first = subprocess.run(['scontrol', 'show', 'hostnames', nodes], capture_output=True, text=True,
+                                       check=True).stdout.split()[0]
+            except (OSError, subprocess.CalledProcessError, IndexError):
+                first = ''
+        os.environ['MASTER_ADDR'] = first or '127.0.0.1'
+    os.environ.setdefault('MASTER_PORT', '29500')
+
+
+def init_dist_for_launcher(cfg, launcher: str, cpu_dist: bool = False) -> None:
+    """With ``cpu_dist`` and no GPU: starts the gloo group and sets the CPU-safe DDP wrapper in ``cfg``."""
+    if launcher == 'none' or torch.cuda.is_available() or not cpu_dist:
         return
     if launcher not in ('pytorch', 'slurm'):
         raise ValueError(f'launcher {launcher!r} is not supported on CPU (use pytorch or slurm)')
-    if launcher == 'slurm':  # torchrun sets these; srun gives its own
-        os.environ.setdefault('RANK', os.environ['SLURM_PROCID'])
-        os.environ.setdefault('WORLD_SIZE', os.environ['SLURM_NTASKS'])
-        os.environ.setdefault('LOCAL_RANK', os.environ.get('SLURM_LOCALID', '0'))
-    dist.init_process_group(backend='gloo')
+    if launcher == 'slurm':
+        _slurm_env()
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    cfg.model_wrapper_cfg = dict(type='CPUSafeDistributedDataParallel', broadcast_buffers=False,
+                                 find_unused_parameters=cfg.get('find_unused_parameters', False))
 
 
 @MODEL_WRAPPERS.register_module()

@@ -14,7 +14,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 DEMO = os.path.join(REPO, 'configs/demo/faster-rcnn_r18-w16_fpn_birads_1xb4-12e_synth-mammo.py')
 PROBE_CONFIG = f"""
 _base_ = {DEMO!r}
-custom_imports = dict(imports=['mammo_det', 'tests.test_engine.probe_hook'], allow_failed_imports=False)
+custom_imports = dict(imports=['mammo_det.registry', 'tests.test_engine.probe_hook'], allow_failed_imports=False)
 custom_hooks = [dict(type='SafeCheckpointHook'), dict(type='ProbeHook')]
 randomness = dict(seed=0)
 train_cfg = dict(val_interval=100)
@@ -38,9 +38,9 @@ def _load(path):
 
 
 def _env():
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''), OMP_NUM_THREADS='1')
-    env.pop('MAMMO_DET_NO_REGISTER', None)
-    return env
+    # CPU on purpose, also on a GPU machine: these tests are about the CPU paths.
+    return dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''), OMP_NUM_THREADS='1',
+                CUDA_VISIBLE_DEVICES='')
 
 
 def _train_cmd(config, data, work, epochs, *extra):
@@ -69,8 +69,11 @@ def test_checkpoint_then_resume_restores_iteration_and_optimizer(converted, conf
 
 
 def test_safe_loading_still_rejects_foreign_objects(tmp_path):
-    import mammo_det  # noqa: F401  (installs the allow-list)
     from mmengine.runner.checkpoint import _load_checkpoint
+
+    from mammo_det.engine.checkpoint import allow_mmengine_checkpoints
+
+    allow_mmengine_checkpoints()
 
     class Evil:
         def __reduce__(self):
@@ -86,8 +89,8 @@ def test_dist_train_sh_two_process_gloo_ranks_end_identical(converted, config, t
     data, _ = converted
     work = str(tmp_path / 'ddp')
     cmd = ['bash', os.path.join(REPO, 'tools/dist_train.sh'), config, '2', '--data-root', data, '--work-dir', work,
-           '--cfg-options', *_opts(1)]
-    env = dict(_env(), PYTHON=sys.executable, PORT='29517')
+           '--cpu-dist', '--cfg-options', *_opts(1)]
+    env = dict(_env(), PYTHON=sys.executable, PORT='29517', MASTER_ADDR='127.0.0.1')
     proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r0, r1 = (_load(os.path.join(work, f'probe_end_rank{r}.pth')) for r in (0, 1))

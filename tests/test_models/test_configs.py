@@ -24,12 +24,13 @@ def test_config_builds_and_forwards(path):
     from mmdet.registry import MODELS
     from mmdet.structures import DetDataSample
     from mmdet.utils import register_all_modules
-    import mammo_det  # noqa: F401
+    import mammo_det.registry  # noqa: F401
 
     register_all_modules()
     cfg = Config.fromfile(path)
     assert cfg.default_scope == 'mmdet'
-    assert 'mammo_det' in cfg.custom_imports['imports']
+    assert cfg.custom_imports['imports'] == ['mammo_det.registry']
+    assert cfg.auto_scale_lr.base_batch_size > 0  # --auto-scale-lr needs it
     assert any(h['type'] == 'SafeCheckpointHook' for h in cfg.get('custom_hooks', []))
     assert cfg.train_dataloader.dataset.type == 'VinDrMammoDataset'
     assert cfg.train_dataloader.dataset.filter_cfg.filter_empty_gt is False

@@ -13,12 +13,14 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),  # left and right breasts mirror each other
     dict(type='PackMammoInputs'),
 ]
+# Also what `mammo-det infer` runs: raw DICOMs get mammo_preprocess, and the recorded crop/resize travels in the
+# `mammo_transform` meta key so boxes map back to the DICOM grid (annotations are simply absent there).
 test_pipeline = [
-    dict(type='LoadMammogram'),
+    dict(type='LoadMammogram', dicom_cfg=mammo_preprocess),
     dict(type='Resize', scale=image_scale, keep_ratio=True),
     dict(type='LoadBiradsAnnotations', with_bbox=True),
     dict(type='PackMammoInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'mammo_transform')),
 ]
 train_dataloader = dict(
     batch_size=2,
