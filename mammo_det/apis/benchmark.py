@@ -1,11 +1,16 @@
 """N configs -> one leaderboard: train (or take a checkpoint), test, and tabulate metrics, size and speed."""
 from __future__ import annotations
 
-import csv
 import json
 import os
 import time
 from typing import List, Optional, Sequence
+
+from mammo_det.evaluation.metrics import HEADLINE_FPPI, fppi_key
+from mammo_det.fileio import atomic_path, write_csv, write_text
+from mammo_det.tables import format_rows
+
+HEADLINE = f'R@{HEADLINE_FPPI:g}FPPI'
 
 
 def _count_params(model) -> int:
@@ -64,18 +69,20 @@ def benchmark(configs: Sequence[str], data_root: str, work_dir: str, checkpoints
             train_s = time.time() - t
             with open(os.path.join(wd, 'last_checkpoint')) as fh:
                 ckpt = fh.read().strip()
-        preds = os.path.join(wd, 'preds.json')
-        runner = build_test_runner(config, ckpt, work_dir=wd, out=preds, data_root=data_root, cfg_options=cfg_options)
+        preds, report_dir = os.path.join(wd, 'preds.json'), os.path.join(wd, 'eval')
+        runner = build_test_runner(config, ckpt, work_dir=wd, out=preds, report_dir=report_dir, data_root=data_root,
+                                   cfg_options=cfg_options)
         t = time.time()
         runner.test()
         test_s = time.time() - t
-        metrics = json.load(open(os.path.join(wd, 'preds_eval', 'metrics.json')))
+        with open(os.path.join(report_dir, 'metrics.json')) as fh:
+            metrics = json.load(fh)
         model = runner.model.module if hasattr(runner.model, 'module') else runner.model
         scale = runner.cfg.get('image_scale', (1333, 800))
         row = dict(config=name, mAP=metrics['mAP'], mAP50=metrics['mAP50'],
                    **{f'AP {c}': v['AP'] for c, v in metrics['per_category'].items() if v['num_gt']},
-                   **{'R@0.5FPPI': _mean([v['recall_at_fppi']['0.5'] for v in metrics['per_category'].values()
-                                          if v['num_gt']])},
+                   **{HEADLINE: _mean([v['recall_at_fppi'][fppi_key(HEADLINE_FPPI)]
+                                       for v in metrics['per_category'].values() if v['num_gt']])},
                    birads_acc=(metrics.get('birads') or {}).get('accuracy'),
                    params_M=_count_params(model) / 1e6, GFLOPs=_flops(model, (3, scale[0], int(scale[0] * 0.8))),
                    test_img_per_s=metrics['num_images'] / test_s, train_s=train_s)
@@ -91,16 +98,10 @@ def _mean(v):
 def write_leaderboard(rows: List[dict], out_dir: str) -> dict:
     """leaderboard.md, leaderboard.csv and leaderboard.png (mAP and recall at 0.5 FPPI per config)."""
     cols = list(dict.fromkeys(k for r in rows for k in r))
-    fmt = lambda v: '-' if v is None else f'{v:.3f}' if isinstance(v, float) else str(v)  # noqa: E731
     paths = {k: os.path.join(out_dir, f'leaderboard.{k}') for k in ('md', 'csv', 'png')}
-    with open(paths['md'], 'w') as fh:
-        fh.write('| ' + ' | '.join(cols) + ' |\n|' + '---|' * len(cols) + '\n')
-        for r in sorted(rows, key=lambda r: -(r['mAP'] or 0)):
-            fh.write('| ' + ' | '.join(fmt(r.get(c)) for c in cols) + ' |\n')
-    with open(paths['csv'], 'w', newline='') as fh:
-        w = csv.DictWriter(fh, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
+    ranked = sorted(({c: r.get(c) for c in cols} for r in rows), key=lambda r: -(r['mAP'] or 0))
+    write_text(paths['md'], format_rows(ranked, cols) + '\n')
+    write_csv(paths['csv'], rows, cols)
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -109,10 +110,11 @@ def write_leaderboard(rows: List[dict], out_dir: str) -> dict:
     fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(rows)), 4))
     x = np.arange(len(rows))
     ax.bar(x - 0.2, [r['mAP'] or 0 for r in rows], 0.4, label='mAP')
-    ax.bar(x + 0.2, [r['R@0.5FPPI'] or 0 for r in rows], 0.4, label='recall at 0.5 FPPI')
+    ax.bar(x + 0.2, [r[HEADLINE] or 0 for r in rows], 0.4, label=f'recall at {HEADLINE_FPPI:g} FPPI')
     ax.set_xticks(x, [r['config'][:28] for r in rows], rotation=15, fontsize=7)
     ax.set(ylim=(0, 1), title='mammo-det leaderboard')
     ax.legend()
-    fig.savefig(paths['png'], dpi=120, bbox_inches='tight')
+    with atomic_path(paths['png']) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches='tight')
     plt.close(fig)
     return paths

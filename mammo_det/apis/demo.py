@@ -6,12 +6,9 @@ import os
 import shutil
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEMO_CONFIG = os.path.join(REPO, 'configs', 'demo', 'faster-rcnn_r18-w16_fpn_birads_1xb4-12e_synth-mammo.py')
+from mammo_det.fileio import write_text
 
-
-def _stage(msg: str) -> None:
-    print(f'\n==> {msg}', flush=True)
+DEMO_CONFIG = 'demo/faster-rcnn_r18-w16_fpn_birads_1xb4-12e_synth-mammo.py'  # in the shipped configs
 
 
 def _examples(coco_dir: str, preds_file: str, out_dir: str, n: int = 4) -> list:
@@ -48,17 +45,14 @@ def _examples(coco_dir: str, preds_file: str, out_dir: str, n: int = 4) -> list:
 def write_report(out: str, metrics: dict, examples: list, timings: dict, command: str) -> str:
     """report.md: the per-finding table, FROC/PR plots, BI-RADS agreement and example predictions."""
     from mammo_det.evaluation.metrics import per_category_rows
+    from mammo_det.tables import fmt, format_rows
 
     rel = lambda p: os.path.relpath(p, out)  # noqa: E731
-    rows = per_category_rows(metrics)
-    cols = list(rows[0])
-    fmt = lambda v: '-' if v is None else f'{v:.3f}' if isinstance(v, float) else str(v)  # noqa: E731
     lines = ['# mammo-det demo report', '',
              f'Synthetic VinDr-Mammo-format data (no patient data); produced by `{command}`.', '',
              f"Test split: {metrics['num_images']} images. mAP {metrics['mAP']:.3f}, mAP50 {metrics['mAP50']:.3f}, "
              f"mAP75 {metrics['mAP75']:.3f} (COCO, maxDets 100; recall at FPPI at IoU {metrics['froc_iou']}).", '',
-             '| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
-    lines += ['| ' + ' | '.join(fmt(r[c]) for c in cols) + ' |' for r in rows]
+             format_rows(per_category_rows(metrics))]
     b = metrics.get('birads')
     if b and b.get('accuracy') is not None:
         lines += ['', f"BI-RADS on {b['matched']} detections matched to a box with a BI-RADS: accuracy "
@@ -73,75 +67,79 @@ def write_report(out: str, metrics: dict, examples: list, timings: dict, command
         lines += ['', '![BI-RADS confusion](eval/birads_confusion.png)']
     lines += ['', '## Predictions (red, score >= 0.3) and ground truth (green)', '']
     lines += [f'![{os.path.basename(p)}]({rel(p)})' for p in examples]
-    lines += ['', '## Timings', '', '| stage | seconds |', '|---|---|']
-    lines += [f'| {k} | {v:.1f} |' for k, v in timings.items()]
+    lines += ['', '## Timings', '', format_rows([dict(stage=k, seconds=v) for k, v in timings.items()], digits=1)]
     lines += ['', f'Checkpoint `model.pth` and config `config.py` are in this folder: '
                   f'`mammo-det infer {rel(os.path.join(out, "config.py"))} ... `.', '']
     path = os.path.join(out, 'report.md')
-    with open(path + '.tmp', 'w') as fh:
-        fh.write('\n'.join(lines))
-    os.replace(path + '.tmp', path)
+    write_text(path, '\n'.join(lines))
     return path
+
+
+def _convert(raw: str, coco: str, config: str, workers: int) -> None:
+    """Converts the release as the demo config expects it (its classes and ``mammo_preprocess``)."""
+    from mmengine.config import Config
+
+    from data_converters.vindr_mammo import ConvertOptions, convert
+
+    cfg = Config.fromfile(config)
+    pre = cfg.mammo_preprocess
+    report = convert(raw, coco, ConvertOptions(max_size=pre['max_size'], bit_depth=pre['bit_depth'], crop=pre['crop'],
+                                               voi=pre['voi'], classes=list(cfg.classes), val_fraction=0.15,
+                                               workers=workers))
+    for split, s in report['splits'].items():
+        print(f"  {split}: {s['images']} images, {s['positive_images']} with findings, {s['annotations']} boxes")
+
+
+def _train(config: str, coco: str, work: str, epochs: int, ckpt: str, config_out: str) -> None:
+    """Trains (resuming a killed run) for ``epochs``; keeps the final weights and the resolved config."""
+    from mammo_det.apis.runner import build_train_runner, load_config, set_max_epochs
+
+    cfg = load_config(config, work_dir=work, data_root=coco)
+    set_max_epochs(cfg, epochs)
+    cfg.default_hooks.checkpoint.interval = epochs
+    cfg.train_cfg.val_interval = epochs + 1  # no validation: the test split is evaluated once, after training
+    runner = build_train_runner(cfg, work_dir=work, resume=os.path.exists(os.path.join(work, 'last_checkpoint')))
+    runner.train()
+    shutil.copyfile(os.path.join(work, f'epoch_{epochs}.pth'), ckpt + '.tmp')
+    os.replace(ckpt + '.tmp', ckpt)
+    runner.cfg.dump(config_out)
 
 
 def run_demo(out: str = 'work_dirs/demo', studies: int = 60, scale: float = 0.15, epochs: int = 12,
              seed: int = 0, workers: int = 0) -> dict:
     """Runs the demo end to end into ``out``; returns the test metrics. Reruns reuse what is already there."""
     from data_converters.synth import write_dataset
-    from data_converters.vindr_mammo import ConvertOptions, convert
-    from mammo_det.apis.runner import build_test_runner, build_train_runner
+    from mammo_det.apis.configs import find_config
+    from mammo_det.apis.runner import build_test_runner
     from mammo_det.evaluation import load_json
 
     out = os.path.abspath(out)
-    raw, coco, work = (os.path.join(out, d) for d in ('raw', 'coco', 'work'))
-    timings = {}
+    raw, coco, work, eval_dir = (os.path.join(out, d) for d in ('raw', 'coco', 'work', 'eval'))
+    ckpt, config_out, preds = (os.path.join(out, f) for f in ('model.pth', 'config.py', 'preds.json'))
+    config = find_config(DEMO_CONFIG)
     command = f'mammo-det demo --out {out} --studies {studies} --scale {scale} --epochs {epochs}'
+    timings = {}
 
-    t = time.time()
-    _stage(f'1/5 synthetic VinDr-Mammo release: {studies} studies -> {raw}')
-    write_dataset(raw, studies=studies, seed=seed, scale=scale, positive_rate=0.6, workers=max(workers, 1))
-    timings['synth'] = time.time() - t
+    def stage(name: str, message: str, fn, *args) -> None:
+        print(f'\n==> {message}', flush=True)
+        t = time.time()
+        fn(*args)
+        timings[name] = time.time() - t
 
-    t = time.time()
-    _stage(f'2/5 convert to COCO -> {coco}')
-    from mmengine.config import Config
-    demo_cfg = Config.fromfile(DEMO_CONFIG)
-    pre = demo_cfg.mammo_preprocess
-    report = convert(raw, coco, ConvertOptions(max_size=pre['max_size'], bit_depth=pre['bit_depth'],
-                                               crop=pre['crop'], voi=pre['voi'], classes=list(demo_cfg.classes),
-                                               val_fraction=0.15, workers=workers))
-    for split, s in report['splits'].items():
-        print(f"  {split}: {s['images']} images, {s['positive_images']} with findings, {s['annotations']} boxes")
-    timings['convert'] = time.time() - t
+    stage('synth', f'1/5 synthetic VinDr-Mammo release: {studies} studies -> {raw}', write_dataset, raw, studies,
+          seed, scale, max(workers, 1), 0.6)
+    stage('convert', f'2/5 convert to COCO -> {coco}', _convert, raw, coco, config, workers)
+    if os.path.exists(ckpt):
+        timings['train'] = 0.0
+    else:
+        stage('train', f'3/5 train {os.path.basename(config)} for {epochs} epochs -> {work}', _train, config, coco,
+              work, epochs, ckpt, config_out)
+    stage('test + evaluate', '4/5 test on the test split and evaluate',
+          lambda: build_test_runner(config_out, ckpt, work_dir=work, out=preds, report_dir=eval_dir,
+                                    data_root=coco).test())
+    metrics = load_json(os.path.join(eval_dir, 'metrics.json'), 'metrics')
 
-    t = time.time()
-    _stage(f'3/5 train {os.path.basename(DEMO_CONFIG)} for {epochs} epochs -> {work}')
-    ckpt = os.path.join(out, 'model.pth')
-    opts = {'train_cfg.max_epochs': epochs, 'default_hooks.checkpoint.interval': epochs,
-            'param_scheduler.1.T_max': epochs, 'param_scheduler.1.end': epochs,
-            'train_cfg.val_interval': epochs + 1}
-    if not os.path.exists(ckpt):
-        runner = build_train_runner(DEMO_CONFIG, work_dir=work, data_root=coco, cfg_options=opts,
-                                    resume=os.path.exists(os.path.join(work, 'last_checkpoint')))
-        runner.train()
-        shutil.copyfile(os.path.join(work, f'epoch_{epochs}.pth'), ckpt + '.tmp')
-        os.replace(ckpt + '.tmp', ckpt)
-        runner.cfg.dump(os.path.join(out, 'config.py'))
-    timings['train'] = time.time() - t
-
-    t = time.time()
-    _stage('4/5 test on the test split and evaluate')
-    preds = os.path.join(out, 'preds.json')
-    runner = build_test_runner(os.path.join(out, 'config.py'), ckpt, work_dir=work, out=preds, data_root=coco)
-    runner.test()
-    os.makedirs(os.path.join(out, 'eval'), exist_ok=True)
-    for name in os.listdir(os.path.join(out, 'preds_eval')):  # the metric's report files
-        os.replace(os.path.join(out, 'preds_eval', name), os.path.join(out, 'eval', name))
-    os.rmdir(os.path.join(out, 'preds_eval'))
-    metrics = load_json(os.path.join(out, 'eval', 'metrics.json'), 'metrics')
-    timings['test + evaluate'] = time.time() - t
-
-    _stage('5/5 report')
+    print('\n==> 5/5 report', flush=True)
     examples = _examples(coco, preds, os.path.join(out, 'examples'))
     path = write_report(out, metrics, examples, timings, command)
     print(f'\nreport: {path}')

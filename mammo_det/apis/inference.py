@@ -1,7 +1,6 @@
 """Raw DICOMs (or PNGs) -> detections in the original DICOM pixel grid, with overlays."""
 from __future__ import annotations
 
-import json
 import os
 from typing import Iterable, List, Optional, Sequence
 
@@ -44,51 +43,87 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, labels: Sequence[str],
     return img
 
 
+def load_model(config: str, checkpoint: str, device: Optional[str] = None):
+    """The detector with its weights, in eval mode, and the test pipeline its config carries (which also reads
+    raw DICOMs, with the converter's ``mammo_preprocess``, and records the crop/resize in ``mammo_transform``)."""
+    import torch
+    from mmcv.transforms import Compose
+    from mmdet.apis import init_detector
+    from mmengine.registry import init_default_scope
+
+    from mammo_det.engine.checkpoint import allow_mmengine_checkpoints
+
+    allow_mmengine_checkpoints()  # our checkpoints hold numpy scalars in their meta: torch's safe loader
+    device = device or ('cuda:0' if torch.cuda.is_available() else 'cpu')
+    model = init_detector(config, checkpoint, device=device)
+    init_default_scope('mmdet')
+    return model, Compose(model.cfg.test_dataloader.dataset.pipeline)
+
+
+def _record(path: str, result, classes: Sequence[str], score_thr: float) -> tuple:
+    """(prediction entry with boxes in the DICOM grid, kept boxes/scores/labels/birads in input pixels)."""
+    from mammo_det.io.geometry import ImageTransform, to_original
+
+    inst = result.pred_instances
+    keep = inst.scores >= score_thr
+    boxes = inst.bboxes[keep].cpu().numpy()
+    scores = inst.scores[keep].cpu().numpy()
+    labels = inst.labels[keep].cpu().numpy()
+    has_birads = 'birads' in inst
+    birads = inst.birads[keep].cpu().numpy() if has_birads else None
+    probs = inst.birads_scores[keep].cpu().numpy() if has_birads else None
+    meta = result.metainfo
+    h, w = meta['ori_shape']
+    t = ImageTransform.from_dict(meta['mammo_transform']) if 'mammo_transform' in meta else \
+        ImageTransform.identity(w, h)
+    orig = to_original(boxes, t)
+    dets = []
+    for k in range(len(scores)):
+        d = dict(bbox=[round(float(v), 2) for v in orig[k]], category=classes[int(labels[k])],
+                 score=round(float(scores[k]), 5))
+        if has_birads:
+            d['birads'] = int(birads[k])
+            d['birads_scores'] = [round(float(v), 5) for v in probs[k]]
+        dets.append(d)
+    entry = dict(file=path, source_id=os.path.splitext(os.path.basename(path))[0], width=t.orig_width,
+                 height=t.orig_height, overlay=None, detections=dets)
+    return entry, (boxes, scores, labels, birads)
+
+
+def _overlay_name(stem: str, taken: set, index: int) -> str:
+    """Inputs from different folders may share a file name: never overwrite an earlier overlay."""
+    name = f'{stem}.png' if f'{stem}.png' not in taken else f'{stem}_{index}.png'
+    taken.add(name)
+    return name
+
+
 def infer(config: str, checkpoint: str, inputs: Sequence[str], out_dir: str, device: Optional[str] = None,
           batch_size: int = 4, score_thr: float = 0.05, progress: bool = True) -> dict:
     """Runs a trained detector on DICOMs/PNGs; writes ``predictions.json`` and one overlay PNG per input.
 
-    DICOMs get the converter's preprocessing (``mammo_preprocess`` in the config: crop, resize, window), and
-    boxes are mapped back to the DICOM grid (W x H = Columns x Rows). PNGs are taken as converted images and
-    their boxes stay in PNG pixels. Unreadable files are reported and skipped.
+    DICOMs get the converter's preprocessing (the config's test pipeline carries it), and boxes are mapped back to
+    the DICOM grid (W x H = Columns x Rows). PNGs are taken as converted images and their boxes stay in PNG pixels.
+    BI-RADS is the model's own prediction. Unreadable files are reported and skipped.
 
     Returns:
         dict(predictions=[...], errors=[...]) as written to ``out_dir``.
     """
     import cv2
     import torch
-    from mmcv.transforms import Compose
-    from mmdet.apis import init_detector
     from mmengine.dataset import pseudo_collate
     from tqdm import tqdm
 
+    from mammo_det.fileio import atomic_path, write_json
     from mammo_det.io.dicom import DicomError
-    from mammo_det.io.geometry import ImageTransform, to_original
 
-    device = device or ('cuda:0' if torch.cuda.is_available() else 'cpu')
-    model = init_detector(config, checkpoint, device=device)
-    cfg = model.cfg
-    dicom_cfg = dict(cfg.get('mammo_preprocess', {}))
-    pipeline = []
-    for step in cfg.test_dataloader.dataset.pipeline:
-        step = dict(step)
-        if step['type'] == 'LoadBiradsAnnotations':
-            continue  # no annotations at inference
-        if step['type'] == 'LoadMammogram':
-            step['dicom_cfg'] = dicom_cfg
-        if step['type'] == 'PackMammoInputs':
-            step['meta_keys'] = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'mammo_transform')
-        pipeline.append(step)
-    from mmengine.registry import init_default_scope
-    init_default_scope('mmdet')
-    pipeline = Compose(pipeline)
+    model, pipeline = load_model(config, checkpoint, device)
     classes = model.dataset_meta['classes']
-
     files = find_inputs(inputs)
     os.makedirs(out_dir, exist_ok=True)
     predictions, errors, overlays = [], [], set()
     bar = tqdm(total=len(files), desc='infer', unit='img', disable=not progress)
     for start in range(0, len(files), batch_size):
+        bar.update(len(files[start:start + batch_size]))
         batch, kept = [], []
         for k, path in enumerate(files[start:start + batch_size]):
             try:
@@ -96,48 +131,22 @@ def infer(config: str, checkpoint: str, inputs: Sequence[str], out_dir: str, dev
                 kept.append(path)
             except (DicomError, FileNotFoundError, OSError) as exc:
                 errors.append(dict(file=path, error=str(exc)))
-        if batch:
-            with torch.no_grad():
-                results = model.test_step(pseudo_collate(batch))
-            for path, packed, res in zip(kept, batch, results):
-                inst = res.pred_instances
-                keep = inst.scores >= score_thr
-                boxes = inst.bboxes[keep].cpu().numpy()
-                scores = inst.scores[keep].cpu().numpy()
-                labels = inst.labels[keep].cpu().numpy()
-                probs = inst.birads_scores[keep].cpu().numpy() if 'birads_scores' in inst else None
-                meta = res.metainfo
-                h, w = meta['ori_shape']
-                t = (ImageTransform.from_dict(meta['mammo_transform']) if 'mammo_transform' in meta
-                     else ImageTransform.identity(w, h))
-                orig = to_original(boxes, t)
-                dets = []
-                for k in range(len(scores)):
-                    d = dict(bbox=[round(float(v), 2) for v in orig[k]], category=classes[int(labels[k])],
-                             score=round(float(scores[k]), 5))
-                    if probs is not None:
-                        d['birads'] = int(np.argmax(probs[k])) + 3
-                        d['birads_scores'] = [round(float(v), 5) for v in probs[k]]
-                    dets.append(d)
-                stem = os.path.splitext(os.path.basename(path))[0]
-                # Inputs from different folders may share a file name: never overwrite an earlier overlay.
-                name = f'{stem}.png' if f'{stem}.png' not in overlays else f'{stem}_{len(predictions)}.png'
-                overlays.add(name)
-                predictions.append(dict(file=path, source_id=stem, width=t.orig_width, height=t.orig_height,
-                                        overlay=name, detections=dets))
-                img = packed['inputs'][0].numpy()  # channel 0 of the loaded (resized) image, 0-255
-                sx, sy = meta['scale_factor']
-                overlay = draw_detections(img, boxes * [sx, sy, sx, sy], [classes[int(c)] for c in labels], scores,
-                                          [d.get('birads') for d in dets] if probs is not None else None)
-                cv2.imwrite(os.path.join(out_dir, name), overlay)
-        bar.update(len(files[start:start + batch_size]))
+        if not batch:
+            continue
+        with torch.no_grad():
+            results = model.test_step(pseudo_collate(batch))
+        for path, packed, res in zip(kept, batch, results):
+            entry, (boxes, scores, labels, birads) = _record(path, res, classes, score_thr)
+            entry['overlay'] = _overlay_name(entry['source_id'], overlays, len(predictions))
+            predictions.append(entry)
+            img = packed['inputs'][0].numpy()  # channel 0 of the loaded (resized) image, 0-255
+            sx, sy = res.metainfo['scale_factor']
+            overlay = draw_detections(img, boxes * [sx, sy, sx, sy], [classes[int(c)] for c in labels], scores,
+                                      birads)
+            with atomic_path(os.path.join(out_dir, entry['overlay'])) as tmp:
+                cv2.imwrite(tmp, overlay)
     bar.close()
-    result = dict(predictions=predictions, errors=errors)
-    tmp = os.path.join(out_dir, 'predictions.json.tmp')
-    with open(tmp, 'w') as fh:
-        json.dump(predictions, fh, indent=1)
-    os.replace(tmp, os.path.join(out_dir, 'predictions.json'))
+    write_json(os.path.join(out_dir, 'predictions.json'), predictions, indent=1)
     if errors:
-        with open(os.path.join(out_dir, 'errors.json'), 'w') as fh:
-            json.dump(errors, fh, indent=1)
-    return result
+        write_json(os.path.join(out_dir, 'errors.json'), errors, indent=1)
+    return dict(predictions=predictions, errors=errors)

@@ -43,6 +43,7 @@ def test_demo_report_matches_metrics_and_learns(demo):
     assert metrics['birads']['accuracy'] > metrics['birads']['majority_baseline'], metrics['birads']
 
 
+@pytest.mark.slow
 def test_infer_maps_boxes_back_to_the_dicom_grid(demo, tmp_path):
     """Each vendor profile: DICOM in -> boxes in DICOM pixels; equal to the converted PNG's boxes mapped back."""
     from data_converters.synth import plan_dataset, render_dicom
@@ -83,6 +84,7 @@ def test_infer_maps_boxes_back_to_the_dicom_grid(demo, tmp_path):
     assert landed >= 2, 'top boxes should land on the planted masses in original coordinates'
 
 
+@pytest.mark.slow
 def test_infer_skips_unreadable_files(demo, tmp_path):
     from mammo_det.apis.inference import infer
 
@@ -101,6 +103,7 @@ def _iou(a, b):
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
+@pytest.mark.slow
 def test_benchmark_two_configs_two_rows(demo, tmp_path):
     from mammo_det.apis.benchmark import benchmark
 
@@ -113,7 +116,7 @@ def test_benchmark_two_configs_two_rows(demo, tmp_path):
                                   'param_scheduler.1.end': 1, 'default_hooks.checkpoint.interval': 1})
     assert [r['config'] for r in rows] == ['config', variant.stem]
     for r in rows:
-        metrics = json.load(open(tmp_path / 'b' / r['config'] / 'preds_eval' / 'metrics.json'))
+        metrics = json.load(open(tmp_path / 'b' / r['config'] / 'eval' / 'metrics.json'))
         assert r['mAP'] == metrics['mAP'] and r['AP Mass'] == metrics['per_category']['Mass']['AP']
         assert r['params_M'] > 0 and r['GFLOPs'] > 0 and r['test_img_per_s'] > 0 and r['train_s'] > 0
     assert rows[0]['params_M'] > rows[1]['params_M']  # the narrower RoI head
