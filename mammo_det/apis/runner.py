@@ -194,13 +194,13 @@ def build_train_runner(config, work_dir: Optional[str] = None, launcher: str = '
 
 
 def _check_val_split(cfg) -> None:
-    """An empty validation split fails here, naming the file, not later inside MMEngine's metric."""
+    """An empty validation split fails here, naming the file, not later inside MMEngine (which builds the
+    validation dataset at the start of training whatever the validation interval)."""
     import json
 
-    loader, train_cfg = cfg.get('val_dataloader'), cfg.get('train_cfg') or {}
-    if not loader or not cfg.get('val_evaluator') or train_cfg.get('val_interval', 1) > train_cfg.get(
-            'max_epochs', train_cfg.get('max_iters', 1)):
-        return  # no validation during this training
+    loader = cfg.get('val_dataloader')
+    if not loader or not cfg.get('val_cfg') or not cfg.get('val_evaluator'):
+        return  # no validation configured
     ds = loader['dataset']
     ds = ds.get('dataset', ds)
     path = osp.join(ds.get('data_root') or '', ds['ann_file'])
@@ -210,7 +210,8 @@ def _check_val_split(cfg) -> None:
         images = json.load(fh).get('images', [])
     if not images:
         raise SetupError(f'{path}: the validation split has no images; convert with a larger --val-fraction (or '
-                         'more data), or train without validation: --cfg-options train_cfg.val_interval=1000000')
+                         'more data), or train without validation: --cfg-options val_cfg=None val_dataloader=None '
+                         'val_evaluator=None default_hooks.checkpoint.save_best=None')
 
 
 def build_test_runner(config, checkpoint: str, work_dir: Optional[str] = None, launcher: str = 'none',

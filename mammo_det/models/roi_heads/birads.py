@@ -3,8 +3,10 @@
 The bbox head keeps its parent's ``forward`` (mmdet's RoI heads unpack exactly ``(cls_score, bbox_pred)``). The
 RoI heads extend mmdet through its narrow hooks, with no state kept on the modules between calls:
 
-* ``_bbox_forward`` adds ``birads_score`` (N x 3 logits) to the forward results, from the shared RoI features the
-  bbox head computes in that same call (:meth:`BiradsBBoxHead.birads_logits`: a hook that lives only for it);
+* ``_bbox_forward`` adds ``birads_feats`` to the forward results: the shared RoI features the bbox head computed in
+  that same call (caught by :meth:`BiradsBBoxHead.shared_features`, a hook that lives only for the call);
+  ``bbox_loss`` adds their logits as ``birads_score``, after the parent's losses, which keeps the autograd graph
+  (and so the demo's numbers, to the last bit) as they were;
 * the sampler each RoI head builds (``init_assigner_sampler``) is wrapped so that a sampling result also carries
   ``pos_gt_birads``, the ground-truth BI-RADS of its positives, as it carries ``pos_gt_labels``;
 * ``bbox_loss`` adds ``loss_birads``; ``predict_bbox`` adds ``birads_scores`` and ``birads`` to each result,
@@ -43,20 +45,21 @@ class BiradsBBoxHead(Shared2FCBBoxHead):
         self.loss_birads = MODELS.build(loss_birads)
 
     @contextmanager
-    def birads_logits(self) -> Iterator[List[Tensor]]:
-        """Within the block, each forward of this head appends the BI-RADS logits (N x num_birads) of its RoIs to
-        the yielded list, computed from the output of the last shared fc; the hook is removed on exit."""
-        logits: List[Tensor] = []
-
-        def classify(module, inputs, output):
-            # A new ReLU, not self.relu: that one is in-place, and the parent applies it to ``output`` next.
-            logits.append(self.fc_birads(F.relu(output)))
-
-        handle = self.shared_fcs[-1].register_forward_hook(classify)
+    def shared_features(self) -> Iterator[List[Tensor]]:
+        """Within the block, each forward of this head appends the output of its last shared fc (the RoIs' shared
+        features) to the yielded list; the hook is removed on exit."""
+        shared: List[Tensor] = []
+        handle = self.shared_fcs[-1].register_forward_hook(lambda module, inputs, output: shared.append(output))
         try:
-            yield logits
+            yield shared
         finally:
             handle.remove()
+
+    def forward_birads(self, shared: Tensor) -> Tensor:
+        """BI-RADS logits (N x num_birads) of shared RoI features caught by :meth:`shared_features`."""
+        # Not self.relu: it is in-place, and the parent's own in-place ReLU has already run on ``shared`` (relu twice
+        # is relu once), whose pre-activation values autograd still needs.
+        return self.fc_birads(F.relu(shared))
 
     def birads_loss(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss over the RoIs whose target is >= 0 (the others: background or no BI-RADS)."""
@@ -104,8 +107,8 @@ class _BiradsMixin:
         elif self.bbox_sampler is not None:
             self.bbox_sampler = BiradsSampler(self.bbox_sampler)
 
-    def _add_birads(self, batch_img_metas: List[dict], results_list, rescale: bool, forward):
-        """Classifies the final boxes' BI-RADS; ``forward(rois)`` returns forward results with ``birads_score``."""
+    def _add_birads(self, batch_img_metas: List[dict], results_list, rescale: bool, forward, head):
+        """Classifies the final boxes' BI-RADS; ``forward(rois)`` returns forward results with ``birads_feats``."""
         boxes = []
         for res, meta in zip(results_list, batch_img_metas):
             b = res.bboxes
@@ -116,7 +119,7 @@ class _BiradsMixin:
         if rois.shape[0] == 0:
             probs = rois.new_zeros((0, len(BIRADS_VALUES)))
         else:
-            probs = F.softmax(forward(rois)['birads_score'], dim=-1)
+            probs = F.softmax(head.forward_birads(forward(rois)['birads_feats']), dim=-1)
         for res, p in zip(results_list, probs.split([len(b) for b in boxes])):
             res.birads_scores = p
             res.birads = p.argmax(dim=-1) + BIRADS_VALUES[0] if len(p) else p.new_zeros((0,), dtype=torch.long)
@@ -128,13 +131,14 @@ class BiradsRoIHead(_BiradsMixin, StandardRoIHead):
     """StandardRoIHead whose bbox head is a :class:`BiradsBBoxHead`: adds ``loss_birads`` and BI-RADS outputs."""
 
     def _bbox_forward(self, x: Tuple[Tensor], rois: Tensor) -> dict:
-        with self.bbox_head.birads_logits() as logits:
+        with self.bbox_head.shared_features() as shared:
             results = super()._bbox_forward(x, rois)
-        results['birads_score'] = logits[0]
+        results['birads_feats'] = shared[0]
         return results
 
     def bbox_loss(self, x: Tuple[Tensor], sampling_results) -> dict:
         results = super().bbox_loss(x, sampling_results)
+        results['birads_score'] = self.bbox_head.forward_birads(results['birads_feats'])
         results['loss_bbox']['loss_birads'] = self.bbox_head.birads_loss(results['birads_score'],
                                                                          birads_targets(sampling_results))
         return results
@@ -143,7 +147,8 @@ class BiradsRoIHead(_BiradsMixin, StandardRoIHead):
         results = super().predict_bbox(x, batch_img_metas, rpn_results_list, rcnn_test_cfg, rescale)
         if rcnn_test_cfg is None:  # raw per-class scores for test-time augmentation: no final boxes yet
             return results
-        return self._add_birads(batch_img_metas, results, rescale, lambda rois: self._bbox_forward(x, rois))
+        return self._add_birads(batch_img_metas, results, rescale, lambda rois: self._bbox_forward(x, rois),
+                                self.bbox_head)
 
 
 @MODELS.register_module()
@@ -154,16 +159,18 @@ class CascadeBiradsRoIHead(_BiradsMixin, CascadeRoIHead):
         head = self.bbox_head[stage]
         if not isinstance(head, BiradsBBoxHead):
             return super()._bbox_forward(stage, x, rois)
-        with head.birads_logits() as logits:
+        with head.shared_features() as shared:
             results = super()._bbox_forward(stage, x, rois)
-        results['birads_score'] = logits[0]
+        results['birads_feats'] = shared[0]
         return results
 
     def bbox_loss(self, stage: int, x: Tuple[Tensor], sampling_results) -> dict:
         results = super().bbox_loss(stage, x, sampling_results)
-        if 'birads_score' in results:
-            results['loss_bbox']['loss_birads'] = self.bbox_head[stage].birads_loss(
-                results['birads_score'], birads_targets(sampling_results))
+        if 'birads_feats' in results:
+            head = self.bbox_head[stage]
+            results['birads_score'] = head.forward_birads(results['birads_feats'])
+            results['loss_bbox']['loss_birads'] = head.birads_loss(results['birads_score'],
+                                                                   birads_targets(sampling_results))
         return results
 
     def predict_bbox(self, x, batch_img_metas, rpn_results_list, rcnn_test_cfg, rescale: bool = False, **kwargs):
@@ -171,4 +178,5 @@ class CascadeBiradsRoIHead(_BiradsMixin, CascadeRoIHead):
         if rcnn_test_cfg is None:
             return results
         last = self.num_stages - 1
-        return self._add_birads(batch_img_metas, results, rescale, lambda rois: self._bbox_forward(last, x, rois))
+        return self._add_birads(batch_img_metas, results, rescale, lambda rois: self._bbox_forward(last, x, rois),
+                                self.bbox_head[last])
