@@ -95,7 +95,7 @@ def _infer(args) -> int:
     from mammo_det.apis.inference import infer
 
     res = infer(args.config, args.checkpoint, args.inputs, args.out, device=args.device, batch_size=args.batch_size,
-                score_thr=args.score_thr)
+                score_thr=args.score_thr, workers=args.workers)
     for e in res['errors']:
         print(f"skipped {e['error']}", file=sys.stderr)
     n = sum(len(p['detections']) for p in res['predictions'])
@@ -179,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument('--out', required=True)
     i.add_argument('--batch-size', type=int, default=4)
     i.add_argument('--score-thr', type=float, default=0.05)
+    i.add_argument('--workers', type=int, default=2, help='processes that decode and preprocess (0: none)')
     i.add_argument('--device', help='cpu, cuda:0 ... (default: cuda when available)')
     i.set_defaults(func=_infer)
 

@@ -19,6 +19,7 @@ def _stage(std, birads=False):
 
 
 model = dict(
+    data_preprocessor=dict(type='MammoDataPreprocessor'),  # 1-channel uint8/16 in, float RGB made on the device
     backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     roi_head=dict(
         type='CascadeBiradsRoIHead',

@@ -8,11 +8,13 @@ custom_hooks = [dict(type='SafeCheckpointHook')]  # weights_only=True resume und
 num_classes = 10  # finding types in the annotation file
 data_root = 'data/vindr-mammo/'  # output of `mammo-det convert`
 image_scale = (2048, 2048)  # long side 2048 px, aspect kept
+workers_per_gpu = 4  # loader processes per GPU (see ../_base_/datasets/vindr-mammo_detection.py)
 mammo_preprocess = dict(max_size=2048, bit_depth=8, crop=True, voi='auto', window_index=0)  # as converted
 
 pretrained = 'https://download.pytorch.org/models/resnet50-0676ba61.pth'  # torchvision://resnet50, by URL
 
-model = dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+model = dict(data_preprocessor=dict(type='MammoDataPreprocessor'),  # 1-channel uint8/16 in, RGB on the device
+             backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
              bbox_head=dict(num_classes=num_classes), test_cfg=dict(max_per_img=100))
 train_pipeline = [
     dict(type='LoadMammogram'),
@@ -30,11 +32,14 @@ test_pipeline = [  # also `mammo-det infer`'s
 ]
 _data = dict(type='VinDrMammoDataset', data_root=data_root, data_prefix=dict(img='images/'))
 train_dataloader = dict(
+    num_workers=workers_per_gpu, pin_memory=True,
     sampler=dict(_delete_=True, type='PositiveNegativeSampler', neg_fraction=0.25),
     dataset=dict(**_data, ann_file='annotations/instances_train.json', pipeline=train_pipeline,
                  filter_cfg=dict(filter_empty_gt=False, min_size=0)))
-val_dataloader = dict(dataset=dict(**_data, ann_file='annotations/instances_val.json', pipeline=test_pipeline))
-test_dataloader = dict(dataset=dict(**_data, ann_file='annotations/instances_test.json', pipeline=test_pipeline))
+val_dataloader = dict(num_workers=workers_per_gpu, pin_memory=True,
+                      dataset=dict(**_data, ann_file='annotations/instances_val.json', pipeline=test_pipeline))
+test_dataloader = dict(num_workers=workers_per_gpu, pin_memory=True,
+                       dataset=dict(**_data, ann_file='annotations/instances_test.json', pipeline=test_pipeline))
 val_evaluator = dict(_delete_=True, type='MammoMetric', ann_file=data_root + 'annotations/instances_val.json')
 test_evaluator = dict(_delete_=True, type='MammoMetric', ann_file=data_root + 'annotations/instances_test.json')
 default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=2, save_best='mammo/mAP', rule='greater'))

@@ -6,6 +6,7 @@ num_classes = 10  # finding types in the annotation file (4 for --classes mass,c
 birads_loss_weight = 0.5  # weight of the BI-RADS cross-entropy next to the box losses
 
 model = dict(
+    data_preprocessor=dict(type='MammoDataPreprocessor'),  # 1-channel uint8/16 in, float RGB made on the device
     backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     roi_head=dict(
         type='BiradsRoIHead',

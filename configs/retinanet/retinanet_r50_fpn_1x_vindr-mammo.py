@@ -4,6 +4,7 @@ _base_ = ['mmdet::_base_/models/retinanet_r50_fpn.py', '../_base_/datasets/vindr
 pretrained = 'https://download.pytorch.org/models/resnet50-0676ba61.pth'  # torchvision://resnet50, by URL
 num_classes = 10  # finding types in the annotation file
 
-model = dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+model = dict(data_preprocessor=dict(type='MammoDataPreprocessor'),  # 1-channel uint8/16 in, RGB on the device
+             backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
              bbox_head=dict(num_classes=num_classes))
 optim_wrapper = dict(optimizer=dict(lr=0.01))  # mmdet's RetinaNet lr for 8 x 2 images

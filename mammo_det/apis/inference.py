@@ -97,13 +97,43 @@ def _overlay_name(stem: str, taken: set, index: int) -> str:
     return name
 
 
+class _Inputs:
+    """The files as a map-style dataset: item i is the config's test pipeline applied to file i, or the error that
+    made the file unreadable (so a worker never dies on a bad file and the order of the outputs is kept)."""
+
+    def __init__(self, files: Sequence[str], pipeline):
+        self.files, self.pipeline = files, pipeline
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> dict:
+        from mammo_det.io.dicom import DicomError
+
+        try:
+            return dict(file=self.files[i], sample=self.pipeline(dict(img_path=self.files[i], img_id=i)))
+        except (DicomError, FileNotFoundError, OSError) as exc:
+            return dict(file=self.files[i], error=str(exc))
+
+
+def input_loader(files: Sequence[str], pipeline, batch_size: int, workers: int):
+    """Batches (lists) of ``_Inputs`` items, decoded and preprocessed in ``workers`` processes, in input order."""
+    from torch.utils.data import DataLoader
+
+    # Forked workers: cv2.setNumThreads() in a child forked after the parent used OpenCV's thread pool can hang, so
+    # the workers keep OpenCV's defaults (torch already runs one thread in each).
+    return DataLoader(_Inputs(files, pipeline), batch_size=batch_size, num_workers=workers, collate_fn=list,
+                      shuffle=False)
+
+
 def infer(config: str, checkpoint: str, inputs: Sequence[str], out_dir: str, device: Optional[str] = None,
-          batch_size: int = 4, score_thr: float = 0.05, progress: bool = True) -> dict:
+          batch_size: int = 4, score_thr: float = 0.05, workers: int = 2, progress: bool = True) -> dict:
     """Runs a trained detector on DICOMs/PNGs; writes ``predictions.json`` and one overlay PNG per input.
 
     DICOMs get the converter's preprocessing (the config's test pipeline carries it), and boxes are mapped back to
     the DICOM grid (W x H = Columns x Rows). PNGs are taken as converted images and their boxes stay in PNG pixels.
-    BI-RADS is the model's own prediction. Unreadable files are reported and skipped.
+    BI-RADS is the model's own prediction. Decoding and preprocessing run in ``workers`` processes (0: in this
+    one) while the model works; outputs keep the order of the inputs, and unreadable files are listed and skipped.
 
     Returns:
         dict(predictions=[...], errors=[...]) as written to ``out_dir``.
@@ -114,38 +144,32 @@ def infer(config: str, checkpoint: str, inputs: Sequence[str], out_dir: str, dev
     from tqdm import tqdm
 
     from mammo_det.fileio import atomic_path, write_json
-    from mammo_det.io.dicom import DicomError
 
     model, pipeline = load_model(config, checkpoint, device)
     classes = model.dataset_meta['classes']
     files = find_inputs(inputs)
     os.makedirs(out_dir, exist_ok=True)
+    loader = input_loader(files, pipeline, batch_size, workers)
     predictions, errors, overlays = [], [], set()
-    bar = tqdm(total=len(files), desc='infer', unit='img', disable=not progress)
-    for start in range(0, len(files), batch_size):
-        bar.update(len(files[start:start + batch_size]))
-        batch, kept = [], []
-        for k, path in enumerate(files[start:start + batch_size]):
-            try:
-                batch.append(pipeline(dict(img_path=path, img_id=start + k)))
-                kept.append(path)
-            except (DicomError, FileNotFoundError, OSError) as exc:
-                errors.append(dict(file=path, error=str(exc)))
-        if not batch:
-            continue
-        with torch.no_grad():
-            results = model.test_step(pseudo_collate(batch))
-        for path, packed, res in zip(kept, batch, results):
-            entry, (boxes, scores, labels, birads) = _record(path, res, classes, score_thr)
-            entry['overlay'] = _overlay_name(entry['source_id'], overlays, len(predictions))
-            predictions.append(entry)
-            img = packed['inputs'][0].numpy()  # channel 0 of the loaded (resized) image, 0-255
-            sx, sy = res.metainfo['scale_factor']
-            overlay = draw_detections(img, boxes * [sx, sy, sx, sy], [classes[int(c)] for c in labels], scores,
-                                      birads)
-            with atomic_path(os.path.join(out_dir, entry['overlay'])) as tmp:
-                cv2.imwrite(tmp, overlay)
-    bar.close()
+    with tqdm(total=len(files), desc='infer', unit='img', disable=not progress) as bar:
+        for items in loader:
+            bar.update(len(items))
+            errors += [dict(file=it['file'], error=it['error']) for it in items if 'error' in it]
+            items = [it for it in items if 'sample' in it]
+            if not items:
+                continue
+            with torch.no_grad():
+                results = model.test_step(pseudo_collate([it['sample'] for it in items]))
+            for it, res in zip(items, results):
+                entry, (boxes, scores, labels, birads) = _record(it['file'], res, classes, score_thr)
+                entry['overlay'] = _overlay_name(entry['source_id'], overlays, len(predictions))
+                predictions.append(entry)
+                img = it['sample']['inputs'][0].numpy()  # the loaded (resized) image, one channel
+                sx, sy = res.metainfo['scale_factor']
+                overlay = draw_detections(img, boxes * [sx, sy, sx, sy], [classes[int(c)] for c in labels], scores,
+                                          birads)
+                with atomic_path(os.path.join(out_dir, entry['overlay'])) as tmp:
+                    cv2.imwrite(tmp, overlay)
     write_json(os.path.join(out_dir, 'predictions.json'), predictions, indent=1)
     if errors:
         write_json(os.path.join(out_dir, 'errors.json'), errors, indent=1)

@@ -85,15 +85,27 @@ def test_infer_maps_boxes_back_to_the_dicom_grid(demo, tmp_path):
 
 
 @pytest.mark.slow
-def test_infer_skips_unreadable_files(demo, tmp_path):
+def test_infer_workers_keep_order_and_list_unreadable_files(demo, tmp_path):
+    """Worker processes decode: the same predictions as in-process decoding, in input order, bad files listed."""
+    from data_converters.synth import plan_dataset, render_dicom
     from mammo_det.apis.inference import infer
 
     out, _ = demo
-    (tmp_path / 'bad.dicom').write_bytes(b'\x00' * 300)
-    res = infer(os.path.join(out, 'config.py'), os.path.join(out, 'model.pth'), [str(tmp_path)],
-                str(tmp_path / 'o'), progress=False)
-    assert res['predictions'] == [] and 'bad.dicom' in res['errors'][0]['file']
-    assert json.load(open(tmp_path / 'o' / 'predictions.json')) == []
+    inputs = tmp_path / 'in'
+    for k, im in enumerate(plan_dataset(3, seed=5, scale=0.15)[:5]):
+        render_dicom(im, str(inputs / f'{k}.dicom'))
+    (inputs / '2b.dicom').write_bytes(b'\x00' * 300)  # unreadable, between readable ones
+    runs = {w: infer(os.path.join(out, 'config.py'), os.path.join(out, 'model.pth'), [str(inputs)],
+                     str(tmp_path / f'o{w}'), progress=False, workers=w, batch_size=2) for w in (0, 2)}
+    for res in runs.values():
+        assert [os.path.basename(p['file']) for p in res['predictions']] == [f'{k}.dicom' for k in range(5)]
+        assert [os.path.basename(e['file']) for e in res['errors']] == ['2b.dicom']
+    assert runs[0]['predictions'] == runs[2]['predictions']
+    assert json.load(open(tmp_path / 'o2' / 'predictions.json')) == runs[2]['predictions']
+    assert json.load(open(tmp_path / 'o2' / 'errors.json'))[0]['file'].endswith('2b.dicom')
+    only_bad = infer(os.path.join(out, 'config.py'), os.path.join(out, 'model.pth'), [str(inputs / '2b.dicom')],
+                     str(tmp_path / 'bad'), progress=False)
+    assert only_bad['predictions'] == [] and json.load(open(tmp_path / 'bad' / 'predictions.json')) == []
 
 
 def _iou(a, b):

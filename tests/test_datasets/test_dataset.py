@@ -2,6 +2,7 @@ import json
 import os
 
 import numpy as np
+import torch
 
 from mammo_det.datasets import PositiveNegativeSampler, VinDrMammoDataset
 
@@ -49,7 +50,7 @@ def test_pipeline_loads_and_packs_birads(converted):
     gt = out['data_samples'].gt_instances
     expected = [inst['birads'] for inst in ds.get_data_info(idx)['instances']]
     assert gt.birads.tolist() == expected
-    assert out['inputs'].shape[0] == 3
+    assert out['inputs'].shape[0] == 1 and out['inputs'].dtype == torch.uint8  # lean: one 8-bit channel
 
 
 def test_sixteen_bit_png_keeps_precision(tmp_path):
@@ -57,10 +58,13 @@ def test_sixteen_bit_png_keeps_precision(tmp_path):
     from mammo_det.datasets.transforms import LoadMammogram
     img = np.array([[0, 1, 257, 65535]], dtype=np.uint16)
     cv2.imwrite(str(tmp_path / 'a.png'), img)
-    out = LoadMammogram().transform(dict(img_path=str(tmp_path / 'a.png')))['img']
+    lean = LoadMammogram().transform(dict(img_path=str(tmp_path / 'a.png')))['img']
+    assert lean.dtype == np.uint16 and lean.shape == (1, 4)
+    np.testing.assert_array_equal(lean, img)  # every 16-bit value kept: an 8-bit load would merge 0 and 1
+    out = LoadMammogram(float_rgb=True).transform(dict(img_path=str(tmp_path / 'a.png')))['img']
     assert out.dtype == np.float32 and out.shape == (1, 4, 3)
     np.testing.assert_allclose(out[0, :, 0], img[0].astype(np.float64) * 255 / 65535, rtol=1e-6)
-    assert out[0, 1, 0] != out[0, 0, 0]  # 1 and 0 differ: an 8-bit load would merge them
+    assert out[0, 1, 0] != out[0, 0, 0]
 
 
 def test_sampler_takes_all_positives_and_a_share_of_negatives(converted):

@@ -1,12 +1,16 @@
-"""Training speed: data-pipeline throughput (8- vs 16-bit PNGs at the training scale) and model step time.
+"""Training throughput, side by side in one run: the data loaders (old float pipeline against the lean one, 8- and
+16-bit PNGs, 1 and N workers, bytes per sample) and, with a GPU, every shipped config's training step (fp32 and AMP,
+images/s and peak memory) and the data-time share of a real tools/train.py epoch.
 
-    python tools/benchmarks/train_speed.py [CONFIG] [--images 16] [--scale 2048] [--steps 3]
+    python tools/benchmarks/train_speed.py [--images 32] [--scale 2048] [--workers 2] [--steps 10] [--warmup 3]
 
-On CPU it times the pipeline per worker and a Faster R-CNN + BI-RADS training step at a reduced scale; with a GPU
-it also reports images/s and peak memory with and without AMP, side by side in one run.
+Synthetic data at the real sizes (3518 x 2800 ...) converted to PNGs at --scale, so nothing credentialed is needed.
 """
 import argparse
+import glob
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -14,96 +18,164 @@ import time
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
-REPO = os.path.join(os.path.dirname(__file__), '..', '..')
-DEFAULT = os.path.join(REPO, 'configs/faster_rcnn/faster-rcnn_r50_fpn_birads_1x_vindr-mammo.py')
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+sys.path.insert(0, REPO)
 
 
-def pipeline_rate(data_root, scale, n):
-    from mmcv.transforms import Compose
+def loader_rate(data_root: str, scale: int, n: int, workers: int, float_rgb: bool) -> tuple:
+    """(images/s per worker, bytes per sample) of a DataLoader running the training pipeline on ``n`` images."""
+    from mmengine.dataset import pseudo_collate
     from mmengine.registry import init_default_scope
-    init_default_scope('mmdet')
+    from torch.utils.data import DataLoader, Subset
+
+    import mammo_det.registry  # noqa: F401
     from mammo_det.datasets import VinDrMammoDataset
 
+    init_default_scope('mmdet')
+    pipeline = [dict(type='LoadMammogram', float_rgb=float_rgb), dict(type='LoadBiradsAnnotations', with_bbox=True),
+                dict(type='Resize', scale=(scale, scale), keep_ratio=True),
+                dict(type='RandomFlip', prob=0.5, direction='horizontal'), dict(type='PackMammoInputs')]
     ds = VinDrMammoDataset(data_root=data_root, ann_file='annotations/instances_train.json',
-                           data_prefix=dict(img='images/'), pipeline=[])
-    pipe = Compose([dict(type='LoadMammogram'), dict(type='LoadBiradsAnnotations', with_bbox=True),
-                    dict(type='Resize', scale=(scale, scale), keep_ratio=True),
-                    dict(type='RandomFlip', prob=0.5, direction='horizontal'), dict(type='PackMammoInputs')])
-    infos = [ds.get_data_info(i % len(ds)) for i in range(n)]
-    pipe(dict(infos[0]))
-    t = time.perf_counter()
-    for info in infos:
-        pipe(dict(info))
-    return n / (time.perf_counter() - t)
+                           data_prefix=dict(img='images/'), pipeline=pipeline)
+    ds = Subset(ds, [i % len(ds) for i in range(n)])  # the training split is smaller than n: images repeat
+    loader = DataLoader(ds, batch_size=1, num_workers=workers, collate_fn=pseudo_collate,
+                        persistent_workers=False, prefetch_factor=4 if workers else None)
+    it = iter(loader)
+    first = next(it)  # worker start-up is not what this measures
+    sizes = [first['inputs'][0].numel() * first['inputs'][0].element_size()]
+    start = time.perf_counter()
+    for batch in it:
+        sizes.append(batch['inputs'][0].numel() * batch['inputs'][0].element_size())
+    rate = (len(sizes) - 1) / (time.perf_counter() - start)
+    return rate / max(workers, 1), float(np.mean(sizes))
 
 
-def step_time(config, scale, steps, amp, device):
-    from mmengine.config import Config
-    from mmengine.optim import build_optim_wrapper
-    from mmdet.registry import MODELS
+def _batch(h: int, w: int, device: str) -> dict:
     from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
-    from mmdet.utils import register_all_modules
-    register_all_modules()
-    import mammo_det.registry  # noqa: F401
 
-    cfg = Config.fromfile(config)
-    model = MODELS.build(cfg.model).to(device).train()
-    optim = build_optim_wrapper(model, dict(type='AmpOptimWrapper' if amp else 'OptimWrapper',
-                                            optimizer=dict(type='SGD', lr=0.001, momentum=0.9)))
-    h, w = scale, int(scale * 0.8)
     samples = []
     for _ in range(2):
         s = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w), scale_factor=(1., 1.)))
-        s.gt_instances = InstanceData(bboxes=torch.tensor([[100., 200., 400., 500.]]), labels=torch.tensor([0]),
-                                      birads=torch.tensor([4]))
+        s.gt_instances = InstanceData(bboxes=torch.tensor([[300., 400., 600., 700.], [900., 200., 1100., 450.]]),
+                                      labels=torch.tensor([0, 1]), birads=torch.tensor([4, 3]))
         samples.append(s)
-    data = dict(inputs=[torch.rand(3, h, w) * 255 for _ in range(2)], data_samples=samples)
-    if device.startswith('cuda'):
-        torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(steps + 1):
-        t = time.perf_counter()
+    return dict(inputs=[torch.randint(0, 256, (1, h, w), dtype=torch.uint8) for _ in range(2)], data_samples=samples)
+
+
+def step_rate(config: str, scale: int, steps: int, warmup: int, amp: bool, device: str) -> dict:
+    """Images/s of ``model.train_step`` (2 images a step) after ``warmup`` steps, and peak memory on CUDA."""
+    from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    import mammo_det.registry  # noqa: F401
+
+    register_all_modules()
+    cfg = Config.fromfile(config)
+    cfg.model.backbone.init_cfg = None  # speed does not depend on the ImageNet weights
+    model = MODELS.build(cfg.model).to(device).train()
+    wrapper = dict(cfg.optim_wrapper, type='AmpOptimWrapper' if amp else 'OptimWrapper')
+    if amp:
+        wrapper.setdefault('loss_scale', 'dynamic')
+    else:
+        wrapper.pop('loss_scale', None)
+    optim = build_optim_wrapper(model, wrapper)
+    data = _batch(scale, int(scale * 0.8), device)
+    for _ in range(warmup):
         model.train_step(data, optim)
-        if device.startswith('cuda'):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    mem = torch.cuda.max_memory_allocated() / 2**30 if device.startswith('cuda') else None
-    return float(np.median(times[1:])), mem
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for _ in range(steps):
+        model.train_step(data, optim)
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+    out = dict(img_per_s=2 * steps / (time.perf_counter() - start))
+    if device.startswith('cuda'):
+        out.update(peak_allocated_gib=torch.cuda.max_memory_allocated() / 2**30,
+                   peak_reserved_gib=torch.cuda.max_memory_reserved() / 2**30)
+    del model, optim
+    if device.startswith('cuda'):
+        torch.cuda.empty_cache()
+    return out
 
 
-def main():
+def data_time_share(config: str, data_root: str, work: str, scale: int) -> float:
+    """Share of data time in the iteration time of one real tools/train.py epoch (logged every iteration)."""
+    cmd = [sys.executable, os.path.join(REPO, 'tools/train.py'), config, '--data-root', data_root, '--work-dir', work,
+           '--cfg-options', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=100', 'default_hooks.logger.interval=1',
+           'default_hooks.checkpoint.interval=100', f'train_dataloader.dataset.pipeline.2.scale=({scale},{scale})',
+           'model.backbone.init_cfg=None']  # no ImageNet download on a GPU node without internet
+    subprocess.run(cmd, check=True, cwd=REPO, capture_output=True)
+    rows = [json.loads(line) for line in open(glob.glob(os.path.join(work, '*', 'vis_data', 'scalars.json'))[0])]
+    rows = [r for r in rows if 'data_time' in r][1:]  # the first iteration starts the workers
+    return float(sum(r['data_time'] for r in rows) / max(sum(r['time'] for r in rows), 1e-9))
+
+
+def main() -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('config', nargs='?', default=DEFAULT)
-    ap.add_argument('--images', type=int, default=16)
-    ap.add_argument('--scale', type=int, default=2048, help='training long side for the pipeline')
-    ap.add_argument('--steps', type=int, default=3)
+    ap.add_argument('--images', type=int, default=32)
+    ap.add_argument('--scale', type=int, default=2048, help='training long side')
+    ap.add_argument('--workers', type=int, default=2, help='N of the N-worker loader')
+    ap.add_argument('--steps', type=int, default=10)
+    ap.add_argument('--warmup', type=int, default=3)
+    ap.add_argument('--json', help='also write the numbers here')
     args = ap.parse_args()
     from data_converters.synth import write_dataset
     from data_converters.vindr_mammo import ConvertOptions, convert
+    from mammo_det.apis.configs import list_configs, package_configs_dir
 
+    results = dict(scale=args.scale, images=args.images, loader={}, gpu={})
     with tempfile.TemporaryDirectory() as tmp:
         write_dataset(os.path.join(tmp, 'raw'), studies=max(args.images // 4, 1), seed=0, scale=1.0,
-                      positive_rate=0.5, progress=False)
-        rates = {}
+                      positive_rate=0.5, progress=False, workers=2)
+        roots = {}
         for bits in (8, 16):
-            out = os.path.join(tmp, f'c{bits}')
-            convert(os.path.join(tmp, 'raw'), out, ConvertOptions(max_size=args.scale, bit_depth=bits,
-                                                                  val_fraction=0, progress=False, workers=2))
-            rates[bits] = pipeline_rate(out, args.scale, args.images)
-        print(f'data pipeline at long side {args.scale}, one worker: 8-bit PNG {rates[8]:.1f} img/s, '
-              f'16-bit PNG {rates[16]:.1f} img/s (ratio {rates[16] / rates[8]:.2f})')
-    device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    scale = args.scale if device == 'cuda' else 512
-    t, _ = step_time(args.config, scale, args.steps, False, device)
-    print(f'{os.path.basename(args.config)} training step, 2 images at {scale} px on {device}: {t:.2f} s '
-          f'({2 / t:.2f} img/s)')
-    if device == 'cuda':
-        t32, m32 = step_time(args.config, scale, args.steps, False, device)
-        t16, m16 = step_time(args.config, scale, args.steps, True, device)
-        print(f'fp32 {2 / t32:.1f} img/s, peak {m32:.1f} GiB; AMP {2 / t16:.1f} img/s, peak {m16:.1f} GiB; '
-              f'AMP speed-up {t32 / t16:.2f}x')
+            roots[bits] = os.path.join(tmp, f'c{bits}')
+            convert(os.path.join(tmp, 'raw'), roots[bits], ConvertOptions(max_size=args.scale, bit_depth=bits,
+                                                                          val_fraction=0, progress=False, workers=2))
+        print(f'loaders at long side {args.scale}, {args.images} images (images/s per worker; MB per sample):')
+        for bits in (8, 16):
+            for workers in (1, args.workers):
+                row = {}
+                for name, float_rgb in (('old', True), ('lean', False)):
+                    row[name] = loader_rate(roots[bits], args.scale, args.images, workers, float_rgb)
+                results['loader'][f'{bits}bit_{workers}w'] = {k: dict(img_per_s_per_worker=v[0], bytes=v[1])
+                                                             for k, v in row.items()}
+                (o_rate, o_bytes), (n_rate, n_bytes) = row['old'], row['lean']
+                print(f'  {bits:2d}-bit, {workers} worker(s): old {o_rate:5.1f} img/s, {o_bytes / 1e6:5.1f} MB | '
+                      f'lean {n_rate:5.1f} img/s, {n_bytes / 1e6:5.1f} MB | speed-up {n_rate / o_rate:.2f}x, '
+                      f'bytes {n_bytes / o_bytes:.3f}x')
+        if torch.cuda.is_available():
+            print(f'GPU {torch.cuda.get_device_name(0)}: training step, 2 images at long side {args.scale}, after '
+                  f'{args.warmup} warm-up steps:')
+            for name in list_configs():
+                if name.startswith('demo'):
+                    continue
+                config = os.path.join(package_configs_dir(), name)
+                row = {mode: step_rate(config, args.scale, args.steps, args.warmup, mode == 'amp', 'cuda')
+                       for mode in ('fp32', 'amp')}
+                results['gpu'][name] = row
+                print(f"  {name}: fp32 {row['fp32']['img_per_s']:.1f} img/s, peak "
+                      f"{row['fp32']['peak_allocated_gib']:.1f}/{row['fp32']['peak_reserved_gib']:.1f} GiB | AMP "
+                      f"{row['amp']['img_per_s']:.1f} img/s, peak {row['amp']['peak_allocated_gib']:.1f}/"
+                      f"{row['amp']['peak_reserved_gib']:.1f} GiB (allocated/reserved)")
+            config = os.path.join(package_configs_dir(),
+                                  'faster_rcnn/faster-rcnn_r50_fpn_birads_8xb2-amp-1x_vindr-mammo.py')
+            share = data_time_share(config, roots[8], os.path.join(tmp, 'epoch'), args.scale)
+            results['gpu']['data_time_share'] = share
+            print(f'  one tools/train.py epoch (Faster R-CNN AMP, {args.images} images): data time {share:.1%} of '
+                  'the iteration time')
+        else:
+            print('no GPU visible: the per-config step rates and the epoch data-time share need one')
+    if args.json:
+        from mammo_det.fileio import write_json
+
+        write_json(args.json, results, indent=1)
+    return results
 
 
 if __name__ == '__main__':

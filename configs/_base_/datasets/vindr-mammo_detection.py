@@ -3,6 +3,10 @@ dataset_type = 'VinDrMammoDataset'
 data_root = 'data/vindr-mammo/'
 image_scale = (2048, 2048)  # long side 2048 px, aspect kept (mammograms are ~3500 px tall originally)
 backend_args = None
+# Loader processes per GPU. Lean samples (one channel, 8/16 bit) decode at about 30 images/s per process at long
+# side 2048 (tools/benchmarks/train_speed.py); 4 feed an H100-class GPU. Give Slurm CPUS_PER_TASK >= this + 1, and
+# Docker --shm-size of at least 1 GB (samples pass through shared memory).
+workers_per_gpu = 4
 # How `mammo-det convert` made the training images; `mammo-det infer` applies the same to raw DICOMs.
 mammo_preprocess = dict(max_size=2048, bit_depth=8, crop=True, voi='auto', window_index=0)
 
@@ -24,8 +28,9 @@ test_pipeline = [
 ]
 train_dataloader = dict(
     batch_size=2,
-    num_workers=2,
-    persistent_workers=True,
+    num_workers=workers_per_gpu,
+    persistent_workers=True,  # no worker start-up at every epoch
+    pin_memory=True,  # page-locked batches: faster, asynchronous copies to the GPU
     # all images with findings each epoch + a fresh quarter of the negatives
     sampler=dict(type='PositiveNegativeSampler', neg_fraction=0.25),
     batch_sampler=dict(type='AspectRatioBatchSampler'),
@@ -39,8 +44,9 @@ train_dataloader = dict(
         backend_args=backend_args))
 val_dataloader = dict(
     batch_size=1,
-    num_workers=2,
+    num_workers=workers_per_gpu,
     persistent_workers=True,
+    pin_memory=True,
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
