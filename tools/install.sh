@@ -11,6 +11,8 @@
 #   MAX_JOBS=N               parallel compile jobs for the mmcv build (default: the cores, capped by memory)
 #   TORCH_CUDA_ARCH_LIST     GPU architectures of mmcv's CUDA ops (default: the visible GPUs', else
 #                            "7.0;7.5;8.0;8.6;8.9;9.0+PTX": V100, T4, A100, A10/RTX 30, L4/RTX 40, H100/H200)
+#   MMCV_BUILD_DIR=DIR       build mmcv in DIR, in place: a build cut short (a job's time limit) resumes from the
+#                            objects already compiled there when run again (tools/gpu_check.sh uses it)
 set -euo pipefail
 
 PYTHON=${PYTHON:-python3.11}
@@ -28,7 +30,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     say "creating $VENV with $PYTHON ${venv_args[*]:-}"
     "$PYTHON" -m venv "${venv_args[@]}" "$VENV"
 fi
-py="$VENV/bin/python"
+py="$(realpath "$VENV")/bin/python"
 pip_args=(--disable-pip-version-check)
 [ -n "${WHEELHOUSE:-}" ] && pip_args+=(--no-index --find-links "$WHEELHOUSE")
 pip() { "$py" -m pip install "${pip_args[@]}" "$@"; }
@@ -95,7 +97,21 @@ cuda-nvcc=$torch_cuda cuda-cudart-dev=$torch_cuda) and set CUDA_HOME, then rerun
     say "building $MMCV_SPEC from source with compiled ops, $jobs jobs (about 13 minutes on 2 cores the first time)"
     start=$(date +%s)
     "$py" -m pip uninstall -y -q mmcv 2>/dev/null || true
-    env "${build_env[@]}" "$py" -m pip install "${pip_args[@]}" "${no_cache[@]}" --no-build-isolation "$MMCV_SPEC"
+    if [ -n "${MMCV_BUILD_DIR:-}" ]; then
+        # In place, so ninja skips every object an earlier, interrupted build already compiled.
+        build_dir=$(realpath -m "$MMCV_BUILD_DIR")
+        src="$build_dir/${MMCV_SPEC/==/-}"
+        if [ ! -f "$src/setup.py" ]; then
+            mkdir -p "$build_dir"
+            "$py" -m pip download "${pip_args[@]}" --no-deps --no-binary :all: -d "$build_dir" "$MMCV_SPEC"
+            tar -xzf "$build_dir/${MMCV_SPEC/==/-}.tar.gz" -C "$build_dir"
+        fi
+        say "building in $src (resumable)"
+        (cd "$src" && env "${build_env[@]}" "$py" setup.py bdist_wheel -d "$build_dir/dist" >&2)
+        pip --no-deps "$(ls -t "$build_dir"/dist/mmcv-*.whl | head -n 1)"
+    else
+        env "${build_env[@]}" "$py" -m pip install "${pip_args[@]}" "${no_cache[@]}" --no-build-isolation "$MMCV_SPEC"
+    fi
     echo "$torch_id" > "$VENV/.mmcv-built-for"
     say "mmcv build and install took $(( $(date +%s) - start )) s"
     mmcv_ok || die "the mmcv just built does not run its ops for torch $torch_id (see above)"
