@@ -6,7 +6,7 @@ import os
 import shutil
 import time
 
-from mammo_det.fileio import write_text
+from mammo_det.fileio import atomic_path, write_text
 
 DEMO_CONFIG = 'demo/faster-rcnn_r18-w16_fpn_birads_1xb4-12e_synth-mammo.py'  # in the shipped configs
 
@@ -100,8 +100,8 @@ def _train(config: str, coco: str, work: str, epochs: int, ckpt: str, config_out
     cfg.train_cfg.val_interval = epochs + 1  # no validation: the test split is evaluated once, after training
     runner = build_train_runner(cfg, work_dir=work, resume=os.path.exists(os.path.join(work, 'last_checkpoint')))
     runner.train()
-    shutil.copyfile(os.path.join(work, f'epoch_{epochs}.pth'), ckpt + '.tmp')
-    os.replace(ckpt + '.tmp', ckpt)
+    with atomic_path(ckpt) as tmp:
+        shutil.copyfile(os.path.join(work, f'epoch_{epochs}.pth'), tmp)
     runner.cfg.dump(config_out)
 
 
