@@ -44,7 +44,7 @@ def main():
     p.add_argument('--max-size', type=int, default=2048)
     p.add_argument('--repeat', type=int, default=3, help='passes over the images for the scaling measurement')
     args = p.parse_args()
-    cv2.setNumThreads(1)
+    _init_worker()  # (a), (b) and (c) all run as in a converter worker: one OpenCV thread, image buffers kept
     import pydicom
     from pydicom.pixels import apply_voi_lut
 
