@@ -201,6 +201,12 @@ def _words(elem, little_endian: bool) -> np.ndarray:
     return words & 0xFFFF
 
 
+def _signed(value: int, elem, img: DicomImage) -> int:
+    """A 16-bit word as the signed value it stands for when its element is SS or the pixel data is signed (US or SS
+    elements follow Pixel Representation, PS3.3 C.11.1.1.1); values written as their unsigned pattern included."""
+    return value - 65536 if value >= 32768 and (elem.VR == 'SS' or img.signed) else value
+
+
 def _little_endian(img: DicomImage) -> bool:
     encoding = getattr(img.header, 'original_encoding', (None, True))
     return encoding[1] is not False
@@ -241,9 +247,7 @@ def decode_lut(img: DicomImage, keyword: str, index: int = 0) -> Lut:
         raise DicomTagError(img.path, f'{where}.LUTDescriptor', f'unusable ({type(exc).__name__}: {exc})') from None
     if desc.size != 3:
         raise DicomTagError(img.path, f'{where}.LUTDescriptor', f'{desc.size} values, 3 expected')
-    entries, first, bits = int(desc[0]) or 65536, int(desc[1]), int(desc[2])
-    if first >= 32768 and (desc_elem.VR == 'SS' or img.signed):
-        first -= 65536
+    entries, first, bits = int(desc[0]) or 65536, _signed(int(desc[1]), desc_elem, img), int(desc[2])
     if not 1 <= bits <= 16:
         raise DicomTagError(img.path, f'{where}.LUTDescriptor', f'{bits} bits per entry, 1..16 expected')
     try:
@@ -283,8 +287,7 @@ def padding(img: DicomImage) -> Optional[tuple]:
         words = _words(elem, _little_endian(img))
         if words.size != 1:
             raise ValueError(f'{words.size} values, 1 expected')
-        v = int(words[0])
-        return v - 65536 if v >= 32768 and (elem.VR == 'SS' or img.signed) else v
+        return _signed(int(words[0]), elem, img)
 
     lo = _tag(img, 'PixelPaddingValue', value)
     if lo is None:
@@ -338,12 +341,14 @@ def apply_window(img: DicomImage, x: np.ndarray, index: int) -> np.ndarray:
     return (y - y_min) / max(y_max - y_min, 1e-12)
 
 
-def _percentile_window(img: DicomImage, percentiles: Sequence[float], pad: Optional[tuple]) -> tuple:
-    """(low, high) modality values at the given percentiles of the non-background pixels, from a subsample."""
+def _percentile_window(img: DicomImage, table: np.ndarray, offset: int, percentiles: Sequence[float],
+                       pad: Optional[tuple]) -> tuple:
+    """(low, high) modality values at the given percentiles of the non-background pixels, from a subsample;
+    ``table[stored - offset]`` is the modality value of a stored value."""
     raw = img.pixels[::4, ::4]
     if pad is not None:
         raw = raw[(raw < pad[0]) | (raw > pad[1])]
-    sample = modality(img, raw.ravel().astype(np.int64))
+    sample = table[raw.ravel().astype(np.int64) - offset]
     if sample.size == 0:
         return 0.0, 1.0
     # Mammograms are mostly air: take percentiles over the pixels above the darkest decile of the range.
@@ -366,10 +371,11 @@ def _has_voi_lut(img: DicomImage) -> bool:
     return bool(_tag(img, 'VOILUTSequence', lambda e: len(e.value), 0))
 
 
-def voi_transform(img: DicomImage, x: np.ndarray, *, mode: str = 'auto', window_index: int = 0,
-        window_name: Optional[str] = None, percentiles: Sequence[float] = (0.5, 99.5),
-        pad: Optional[tuple] = None) -> tuple:
-    """The VOI transform of modality values ``x`` into [0, 1], and a description of the one used."""
+def voi_transform(img: DicomImage, x: np.ndarray, offset: int, *, mode: str = 'auto', window_index: int = 0,
+                  window_name: Optional[str] = None, percentiles: Sequence[float] = (0.5, 99.5),
+                  pad: Optional[tuple] = None) -> tuple:
+    """The VOI transform into [0, 1] of ``x``, the modality values of every stored value (``x[stored - offset]``),
+    and a description of the one used."""
     if mode not in VOI_CHOICES:
         raise ValueError(f'voi must be one of {VOI_CHOICES}, got {mode!r}')
     if mode == 'auto':
@@ -391,11 +397,10 @@ def voi_transform(img: DicomImage, x: np.ndarray, *, mode: str = 'auto', window_
         top = max(float((1 << lut.bits) - 1), float(lut.data.max()), 1.0)
         return lut(x) / top, f'VOI LUT {window_index} ({len(lut.data)} entries)'
     if mode == 'minmax':
-        stored = img.pixels.astype(np.int64)
-        lo, hi = (float(v) for v in modality(img, np.array([stored.min(), stored.max()])))
-        lo, hi = min(lo, hi), max(lo, hi)  # a Modality LUT may run downhill
+        ends = x[[int(img.pixels.min()) - offset, int(img.pixels.max()) - offset]]
+        lo, hi = float(ends.min()), float(ends.max())  # a Modality LUT may run downhill
     else:
-        lo, hi = _percentile_window(img, percentiles, pad)
+        lo, hi = _percentile_window(img, x, offset, percentiles, pad)
     return np.clip((x - lo) / max(hi - lo, 1e-6), 0.0, 1.0), f'{mode} window [{lo:g}, {hi:g}]'
 
 
@@ -422,7 +427,7 @@ def display_lut(img: DicomImage, *, voi: str = 'auto', window_index: int = 0, wi
         raise ValueError(f'bit_depth must be 8 or 16, got {bit_depth}')
     stored, offset = _stored_values(img)
     pad = padding(img)
-    y, desc = voi_transform(img, modality(img, stored), mode=voi, window_index=window_index,
+    y, desc = voi_transform(img, modality(img, stored), offset, mode=voi, window_index=window_index,
                             window_name=window_name, percentiles=percentiles, pad=pad)
     if img.photometric == 'MONOCHROME1':
         y = 1.0 - y
