@@ -40,23 +40,80 @@ def _convert(args) -> int:
     return 0
 
 
-def _evaluate(args) -> int:
-    from mammo_det.evaluation import EvaluationInputError, evaluate, format_table, load_json, validate_detections
+def _load_eval_inputs(gt_path: str, pred_paths) -> tuple:
+    from mammo_det.evaluation import load_json, validate_detections
     from mammo_det.evaluation.metrics import validate_gt
+
+    gt = load_json(gt_path, 'ground truth')
+    validate_gt(gt, gt_path)
+    return gt, [validate_detections(load_json(p, 'detections'), gt, p) for p in pred_paths]
+
+
+def _protocol(args) -> dict:
+    return dict(froc_iou=args.froc_iou, hit=args.hit, images=args.images, iou_thrs=args.iou_thrs)
+
+
+def _evaluate(args) -> int:
+    from mammo_det.evaluation import EvaluationInputError, evaluate, format_table
     from mammo_det.evaluation.report import write_outputs
 
     try:
-        gt = load_json(args.gt, 'ground truth')
-        validate_gt(gt, args.gt)
-        dets = validate_detections(load_json(args.pred, 'detections'), gt, args.pred)
+        gt, (dets,) = _load_eval_inputs(args.gt, [args.pred])
+        metrics = evaluate(gt, dets, curves=True, by=args.by, bootstrap=args.bootstrap, ci=args.ci, seed=args.seed,
+                           **_protocol(args))
     except EvaluationInputError as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
-    metrics = evaluate(gt, dets, froc_iou=args.froc_iou, curves=True)
     print(format_table(metrics))
     paths = write_outputs(metrics, args.out)
     print(f"wrote {', '.join(sorted(os.path.basename(p) for p in paths.values()))} to {args.out}")
     return 0
+
+
+def _compare(args) -> int:
+    from mammo_det.evaluation import EvaluationInputError
+    from mammo_det.evaluation.metrics import compare
+    from mammo_det.evaluation.report import comparison_markdown, write_comparison
+
+    names = args.names or [os.path.splitext(os.path.basename(p))[0] for p in args.preds]
+    try:
+        if len(names) != len(args.preds):
+            raise EvaluationInputError(f'{len(names)} --names for {len(args.preds)} prediction files')
+        gt, preds = _load_eval_inputs(args.gt, args.preds)
+        result = compare(gt, preds, names, bootstrap=args.bootstrap, ci=args.ci, seed=args.seed, **_protocol(args))
+    except EvaluationInputError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    print(comparison_markdown(result))
+    write_comparison(result, args.out)
+    print(f'wrote comparison.json, comparison.md, comparison.png to {args.out}')
+    return 0
+
+
+def _floats(text: str) -> list:
+    try:
+        return [float(v) for v in text.split(',') if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected comma-separated numbers, got {text!r}') from None
+
+
+def _names(text: str) -> list:
+    return [v.strip() for v in text.split(',') if v.strip()]
+
+
+def add_protocol_args(p: argparse.ArgumentParser, bootstrap: int) -> None:
+    """The evaluation protocol and bootstrap options of ``evaluate``, ``compare`` and ``benchmark``."""
+    p.add_argument('--froc-iou', type=float, default=0.5, help='IoU of a FROC / recall hit (--hit iou)')
+    p.add_argument('--hit', choices=('iou', 'center'), default='iou',
+                   help="FROC hit: IoU >= --froc-iou, or the detection's centre inside the box")
+    p.add_argument('--images', choices=('all', 'positive'), default='all',
+                   help='positive: only images with a ground-truth box (FPPI over them)')
+    p.add_argument('--iou-thrs', type=_floats, default=[], metavar='T[,T...]',
+                   help='extra AP at single IoU thresholds, e.g. 0.1,0.25 (keys AP10, AP25)')
+    p.add_argument('--bootstrap', type=int, default=bootstrap, metavar='N',
+                   help=f'study resamples for percentile intervals (0: none; default {bootstrap})')
+    p.add_argument('--ci', type=float, default=0.95, help='interval level')
+    p.add_argument('--seed', type=int, default=0, help='seed of the resamples')
 
 
 def _train(args) -> int:
@@ -156,8 +213,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('gt', help='COCO ground truth JSON (instances_*.json)')
     e.add_argument('pred', help='COCO results JSON (list of detections)')
     e.add_argument('--out', required=True)
-    e.add_argument('--froc-iou', type=float, default=0.5)
+    add_protocol_args(e, bootstrap=0)
+    e.add_argument('--by', type=_names, default=[], metavar='KEY[,KEY...]',
+                   help='subgroups: density, view, laterality, vendor (every metric per value)')
     e.set_defaults(func=_evaluate)
+
+    k = sub.add_parser('compare', help='paired bootstrap comparison of models on one ground truth')
+    k.add_argument('gt', help='COCO ground truth JSON')
+    k.add_argument('preds', nargs='+', help='COCO results JSON per model; the first is the reference')
+    k.add_argument('--names', nargs='+', help='one name per model (default: the file names)')
+    k.add_argument('--out', required=True)
+    add_protocol_args(k, bootstrap=1000)
+    k.set_defaults(func=_compare)
 
     from mammo_det.apis.runner import add_runner_args  # argparse only: no torch or mmdet
 

@@ -87,36 +87,77 @@ def iou_matrix(dets: np.ndarray, gts: np.ndarray, crowd: np.ndarray) -> np.ndarr
 
 
 def match_image(det_boxes: np.ndarray, det_scores: np.ndarray, gt_boxes: np.ndarray, gt_ignore: np.ndarray,
-                gt_crowd: np.ndarray, iou_thr: float) -> tuple:
-    """pycocotools' ``evaluateImg`` greedy matching of one (image, category), at one IoU threshold.
+                gt_crowd: np.ndarray, iou_thr) -> tuple:
+    """pycocotools' ``evaluateImg`` greedy matching of one (image, category), at one or several IoU thresholds.
+
+    Args:
+        iou_thr: a threshold, or a sequence of them (the IoUs are computed once; each threshold matches
+            independently, as pycocotools does).
 
     Returns:
         (order, matched_gt, det_ignored): detections kept (top ``MAX_DETS`` by score, stable), for each the
-        index of its matched gt (-1 if none), and whether it matched an ignored gt (neither TP nor FP).
+        index of its matched gt (-1 if none), and whether it matched an ignored gt (neither TP nor FP). With a
+        sequence of thresholds the last two are [T, D] arrays.
     """
+    thrs = np.atleast_1d(np.asarray(iou_thr, dtype=np.float64))
     order = np.argsort(-det_scores, kind='mergesort')[:MAX_DETS]
     gorder = np.argsort(gt_ignore, kind='mergesort')  # non-ignored gts first, as pycocotools
     g_boxes, g_ign, g_crowd = gt_boxes[gorder], gt_ignore[gorder], gt_crowd[gorder]
     ious = iou_matrix(det_boxes[order], g_boxes, g_crowd)
-    thr = min(iou_thr, 1 - 1e-10)
-    taken = np.zeros(len(gorder), bool)
+    matched = np.full((len(thrs), len(order)), -1)
+    ignored = np.zeros((len(thrs), len(order)), bool)
+    for t, iou_t in enumerate(thrs):
+        thr = min(iou_t, 1 - 1e-10)
+        taken = np.zeros(len(gorder), bool)
+        for d in np.flatnonzero((ious >= thr).any(axis=1)) if len(gorder) else []:
+            best, m = thr, -1
+            for g in range(len(gorder)):
+                if taken[g] and not g_crowd[g]:
+                    continue
+                if m > -1 and not g_ign[m] and g_ign[g]:
+                    break
+                if ious[d, g] < best:
+                    continue
+                best, m = ious[d, g], g
+            if m == -1:
+                continue
+            taken[m] = True
+            matched[t, d] = gorder[m]
+            ignored[t, d] = g_ign[m]
+    if np.ndim(iou_thr) == 0:
+        return order, matched[0], ignored[0]
+    return order, matched, ignored
+
+
+def match_image_center(det_boxes: np.ndarray, det_scores: np.ndarray, gt_boxes: np.ndarray,
+                       gt_crowd: np.ndarray) -> tuple:
+    """Centre hits of one (image, category), as CAD studies count a mark: greedy by score, one-to-one.
+
+    A detection hits an unmatched, non-crowd ground-truth box whose area (edges included) contains the
+    detection's centre; among several such boxes it takes the one it overlaps most (IoU; the first on ties). A
+    detection whose centre lies only in a crowd box is ignored, as pycocotools treats crowd matches.
+
+    Returns:
+        (order, matched_gt, det_ignored) as :func:`match_image` with one threshold.
+    """
+    order = np.argsort(-det_scores, kind='mergesort')[:MAX_DETS]
+    d = det_boxes[order]
+    cx, cy = d[:, 0] + d[:, 2] / 2, d[:, 1] + d[:, 3] / 2
+    gx, gy = gt_boxes[:, 0], gt_boxes[:, 1]
+    inside = ((cx[:, None] >= gx) & (cx[:, None] <= gx + gt_boxes[:, 2])
+              & (cy[:, None] >= gy) & (cy[:, None] <= gy + gt_boxes[:, 3]))
+    ious = iou_matrix(d, gt_boxes, np.zeros(len(gt_boxes), bool))
+    taken = np.zeros(len(gt_boxes), bool)
     matched = np.full(len(order), -1)
     ignored = np.zeros(len(order), bool)
-    for d in np.flatnonzero((ious >= thr).any(axis=1)) if len(gorder) else []:
-        best, m = thr, -1
-        for g in range(len(gorder)):
-            if taken[g] and not g_crowd[g]:
-                continue
-            if m > -1 and not g_ign[m] and g_ign[g]:
-                break
-            if ious[d, g] < best:
-                continue
-            best, m = ious[d, g], g
-        if m == -1:
-            continue
-        taken[m] = True
-        matched[d] = gorder[m]
-        ignored[d] = g_ign[m]
+    for k in np.flatnonzero(inside.any(axis=1)):
+        free = inside[k] & ~taken & ~gt_crowd
+        if free.any():
+            g = int(np.argmax(np.where(free, ious[k], -1.0)))
+            taken[g] = True
+            matched[k] = g
+        elif (inside[k] & gt_crowd).any():
+            ignored[k] = True
     return order, matched, ignored
 
 
@@ -149,11 +190,12 @@ def _group_gt(anns: List[dict], cat_ids: List[int]) -> tuple:
 
 
 def _match_groups(anns: List[dict], dets: List[dict], kept: np.ndarray, d_cat: np.ndarray, d_score: np.ndarray,
-                  groups: Dict[tuple, list], iou_thr: float) -> tuple:
-    """(hit, ignored, matched annotation index or -1) per detection, matching each (category, image) that has
-    ground truth; detections of the others stay unmatched false positives without any matching."""
-    n = len(dets)
-    hit, ignored, matched_gt = np.zeros(n, bool), np.zeros(n, bool), np.full(n, -1, np.int64)
+                  groups: Dict[tuple, list], iou_thrs: Sequence[float], hit: str = 'iou') -> tuple:
+    """(hit, ignored, matched annotation index or -1), each [T, detections], matching each (category, image) that
+    has ground truth at every threshold (``hit='center'``: one row of centre hits); detections of the others stay
+    unmatched false positives without any matching."""
+    n, t = len(dets), (1 if hit == 'center' else len(iou_thrs))
+    hits, ignored, matched_gt = np.zeros((t, n), bool), np.zeros((t, n), bool), np.full((t, n), -1, np.int64)
     in_group: Dict[tuple, list] = {}
     for j in kept:
         k = (int(d_cat[j]), dets[j]['image_id'])
@@ -165,38 +207,65 @@ def _match_groups(anns: List[dict], dets: List[dict], kept: np.ndarray, d_cat: n
         g_crowd = np.array([bool(anns[i].get('iscrowd', 0)) for i in g_idx], bool)
         g_boxes = np.array([anns[i]['bbox'] for i in g_idx], float).reshape(-1, 4)
         d_boxes = np.array([dets[i]['bbox'] for i in d_idx], float).reshape(-1, 4)
-        o, m, ign = match_image(d_boxes, d_score[d_idx], g_boxes, g_crowd, g_crowd, iou_thr)
+        if hit == 'center':
+            o, m, ign = match_image_center(d_boxes, d_score[d_idx], g_boxes, g_crowd)
+            m, ign = m[None], ign[None]
+        else:
+            o, m, ign = match_image(d_boxes, d_score[d_idx], g_boxes, g_crowd, g_crowd, list(iou_thrs))
         sel = d_idx[o]
-        hit[sel] = m >= 0
-        ignored[sel] = ign
-        matched_gt[sel] = np.where(m >= 0, g_idx[np.maximum(m, 0)], -1)
-    return hit, ignored, matched_gt
+        hits[:, sel] = m >= 0
+        ignored[:, sel] = ign
+        matched_gt[:, sel] = np.where(m >= 0, g_idx[np.maximum(m, 0)], -1)
+    return hits, ignored, matched_gt
 
 
-def match_all(gt: dict, dets: List[dict], iou_thr: float) -> Dict[int, dict]:
-    """Matches every (image, category) like pycocotools; returns per category the score-sorted matches.
+HITS = ('iou', 'center')
+
+
+def match_sorted(gt: dict, dets: List[dict], iou_thrs: Sequence[float], hit: str = 'iou') -> Dict[int, dict]:
+    """Matches every (image, category) like pycocotools, at several IoU thresholds at once (or by centre hits).
 
     Detections of an (image, category) without ground truth are false positives without any matching, which
     is most of them on mammograms; only the others go through :func:`match_image`.
 
     Returns:
-        category id -> dict(scores, tp, fp, det_index, gt_index, num_gt): over all images, in pycocotools'
-        accumulate order (images in id order, top ``MAX_DETS`` per image by score, then a stable sort by
-        score); ``det_index`` into ``dets``, ``gt_index`` into ``gt['annotations']`` (-1 when unmatched).
+        category id -> dict(scores, tp, fp, det_index, gt_index, num_gt): the kept detections over all images,
+        in pycocotools' accumulate order (images in id order, top ``MAX_DETS`` per image by score, then a stable
+        sort by score); ``tp``, ``fp`` and ``gt_index`` are [T, n] (``hit='center'``: T = 1). A detection matched
+        to a crowd box is neither TP nor FP at that threshold, like pycocotools' ``dtIg``. ``det_index`` indexes
+        ``dets``, ``gt_index`` ``gt['annotations']`` (-1 when unmatched).
     """
+    if hit not in HITS:
+        raise ValueError(f'hit must be one of {HITS}, got {hit!r}')
     anns = gt['annotations']
     img_pos = {im['id']: k for k, im in enumerate(sorted(gt['images'], key=lambda im: im['id']))}
     cat_ids = [c['id'] for c in gt['categories']]
     d_img, d_cat, d_score, kept, rank_of = _rank(dets, img_pos)
     groups, num_gt = _group_gt(anns, cat_ids)
-    hit, ignored, matched_gt = _match_groups(anns, dets, kept, d_cat, d_score, groups, iou_thr)
+    hits, ignored, matched_gt = _match_groups(anns, dets, kept, d_cat, d_score, groups, iou_thrs, hit)
     out: Dict[int, dict] = {}
     for c in cat_ids:
         idx = kept[d_cat[kept] == c]
-        idx = idx[~ignored[idx]]
         # accumulate(): images in id order, each image's detections by score, then a stable sort by score.
         idx = idx[np.lexsort((rank_of[idx], d_img[idx]))]
         idx = idx[np.argsort(-d_score[idx], kind='mergesort')]
-        out[c] = dict(scores=d_score[idx], tp=hit[idx], fp=~hit[idx], det_index=idx, gt_index=matched_gt[idx],
+        h, ign = hits[:, idx], ignored[:, idx]
+        out[c] = dict(scores=d_score[idx], tp=h & ~ign, fp=~h & ~ign, det_index=idx, gt_index=matched_gt[:, idx],
                       num_gt=num_gt[c])
     return out
+
+
+def drop_ignored(matches: Dict[int, dict], row: int = 0) -> Dict[int, dict]:
+    """One threshold's row of :func:`match_sorted`, the ignored detections left out: per category 1-D ``scores``,
+    ``tp``, ``fp``, ``det_index``, ``gt_index`` and ``num_gt``."""
+    out = {}
+    for c, m in matches.items():
+        keep = m['tp'][row] | m['fp'][row]
+        out[c] = dict(scores=m['scores'][keep], tp=m['tp'][row][keep], fp=m['fp'][row][keep],
+                      det_index=m['det_index'][keep], gt_index=m['gt_index'][row][keep], num_gt=m['num_gt'])
+    return out
+
+
+def match_all(gt: dict, dets: List[dict], iou_thr: float, hit: str = 'iou') -> Dict[int, dict]:
+    """:func:`match_sorted` at one threshold, the ignored detections left out (:func:`drop_ignored`)."""
+    return drop_ignored(match_sorted(gt, dets, [iou_thr], hit))

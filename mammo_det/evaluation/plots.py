@@ -74,3 +74,22 @@ def plot_birads_confusion(birads: dict, path: str) -> None:
            title=f"BI-RADS on matched boxes (acc {acc:.3f})" if acc is not None else 'BI-RADS (no matches)')
     _save(fig, path)
     plt.close(fig)
+
+
+def plot_forest(rows: list, reference: str, path: str) -> None:
+    """Forest plot: each (model, category, metric) difference to the reference with its interval."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.28 * len(rows) + 1)))
+    y = np.arange(len(rows))[::-1]
+    for yi, r in zip(y, rows):
+        if r['delta'] is None:
+            continue
+        if r['lo'] is not None:
+            ax.plot([r['lo'], r['hi']], [yi, yi], color='tab:blue', lw=1.5)
+        ax.plot([r['delta']], [yi], 'o', color='tab:blue' if r['p'] is None or r['p'] >= 0.05 else 'tab:red', ms=4)
+    ax.axvline(0, color='grey', lw=0.8)
+    ax.set_yticks(y, [f"{r['model']}: {r['category']} {r['metric']}" for r in rows], fontsize=7)
+    ax.set(xlabel=f'difference to {reference} (red: p < 0.05)', title='Paired bootstrap differences')
+    ax.grid(alpha=0.3, axis='x')
+    _save(fig, path)
+    plt.close(fig)
