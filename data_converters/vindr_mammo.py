@@ -265,14 +265,17 @@ def _init_worker() -> None:
 
 def convert_image(task: tuple) -> dict:
     """Converts one DICOM to a PNG (worker function). Returns the record for the journal, or an error."""
-    from mammo_det.io.dicom import DicomError
-    from mammo_det.io.preprocess import preprocess
+    from mammo_det.io.dicom import DicomError, device, read_dicom
+    from mammo_det.io.preprocess import preprocess_image
 
     rec_id, dicom_path, png_path, height, width, boxes, opts, key = task
     try:
-        out, t, voi_desc = preprocess(dicom_path, boxes=boxes, expect_size=(width, height), **opts)
+        img = read_dicom(dicom_path)
+        out, t, voi_desc = preprocess_image(img, boxes=boxes, expect_size=(width, height), **opts)
         write_png(png_path, out)
-        return dict(image_id=rec_id, key=key, transform=t.to_dict(), voi=voi_desc)
+        manufacturer, model = device(img.header)
+        return dict(image_id=rec_id, key=key, transform=t.to_dict(), voi=voi_desc, manufacturer=manufacturer,
+                    manufacturer_model=model)
     except DicomError as exc:
         return dict(image_id=rec_id, error=str(exc))
     except OSError as exc:
@@ -334,7 +337,8 @@ def build_coco(records: List[ImageRecord], results: Dict[str, dict], classes: Se
             id=img_id, file_name=f'{rec.study_id}/{rec.image_id}.png', width=t.out_width, height=t.out_height,
             source_id=rec.image_id, study_id=rec.study_id, series_id=rec.series_id, laterality=rec.laterality,
             view_position=rec.view_position, breast_birads=rec.breast_birads, breast_density=rec.breast_density,
-            orig_width=rec.width, orig_height=rec.height, transform=res['transform'], voi=res['voi']))
+            orig_width=rec.width, orig_height=rec.height, transform=res['transform'], voi=res['voi'],
+            manufacturer=res.get('manufacturer'), manufacturer_model=res.get('manufacturer_model')))
         for box in rec.boxes:
             x0, y0, x1, y1 = (float(v) for v in to_converted(np.array([box.xyxy]), t)[0])
             for cat in box.categories:
@@ -361,11 +365,23 @@ def _plan(root: str, out: str, images: Dict[str, ImageRecord], opts: ConvertOpti
         png = os.path.join(out, 'images', rec.study_id, f'{image_id}.png')
         prev = done.get(image_id)
         if prev is not None and prev.get('key') == key and os.path.exists(png):
+            if 'manufacturer' not in prev:  # journaled by a version that did not record the device
+                prev = _with_device(prev, os.path.join(root, 'images', rec.study_id, f'{image_id}.dicom'))
             results[image_id] = prev
             continue
         tasks.append((image_id, os.path.join(root, 'images', rec.study_id, f'{image_id}.dicom'), png,
                       rec.height, rec.width, [b.xyxy for b in rec.boxes], popts, key))
     return results, tasks
+
+
+def _with_device(prev: dict, dicom_path: str) -> dict:
+    from mammo_det.io.dicom import DicomError, read_device
+
+    try:
+        manufacturer, model = read_device(dicom_path)
+    except DicomError:
+        manufacturer = model = None
+    return dict(prev, manufacturer=manufacturer, manufacturer_model=model)
 
 
 def _run(tasks: list, total: int, journal_path: str, opts: ConvertOptions, results: Dict[str, dict]) -> List[str]:

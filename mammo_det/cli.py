@@ -149,10 +149,18 @@ def _weights(args) -> int:
 
 
 def _infer(args) -> int:
-    from mammo_det.apis.inference import infer
+    from mammo_det.apis.inference import ThresholdError, infer
 
-    res = infer(args.config, args.checkpoint, args.inputs, args.out, device=args.device, batch_size=args.batch_size,
-                score_thr=args.score_thr, workers=args.workers)
+    if args.fppi is not None and args.thresholds is None:
+        print('error: --fppi chooses an operating point of --thresholds METRICS_JSON', file=sys.stderr)
+        return 2
+    try:
+        res = infer(args.config, args.checkpoint, args.inputs, args.out, device=args.device,
+                    batch_size=args.batch_size, score_thr=args.score_thr, workers=args.workers,
+                    thresholds=args.thresholds, fppi=args.fppi)
+    except ThresholdError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
     for e in res['errors']:
         print(f"skipped {e['error']}", file=sys.stderr)
     n = sum(len(p['detections']) for p in res['predictions'])
@@ -246,6 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument('--out', required=True)
     i.add_argument('--batch-size', type=int, default=4)
     i.add_argument('--score-thr', type=float, default=0.05)
+    i.add_argument('--thresholds', metavar='METRICS_JSON',
+                   help="per-class thresholds: the operating points of an evaluation's metrics.json (replace "
+                        '--score-thr)')
+    i.add_argument('--fppi', type=float, help='which operating point of --thresholds (default 0.5)')
     i.add_argument('--workers', type=int, default=2, help='processes that decode and preprocess (0: none)')
     i.add_argument('--device', help='cpu, cuda:0 ... (default: cuda when available)')
     i.set_defaults(func=_infer)

@@ -60,12 +60,48 @@ def load_model(config: str, checkpoint: str, device: Optional[str] = None):
     return model, Compose(model.cfg.test_dataloader.dataset.pipeline)
 
 
-def _record(path: str, result, classes: Sequence[str], score_thr: float) -> tuple:
-    """(prediction entry with boxes in the DICOM grid, kept boxes/scores/labels/birads in input pixels)."""
+class ThresholdError(ValueError):
+    """The operating points asked for are not in the metrics file (the message says what is there)."""
+
+
+def load_thresholds(metrics_path: str, fppi: float, classes: Sequence[str]) -> np.ndarray:
+    """Per-class score thresholds of the operating point at ``fppi`` in a ``metrics.json`` of ``mammo-det evaluate``
+    (or of ``mammo-det test --report-dir``); +inf for a class whose operating point keeps no box."""
+    import json
+
+    from mammo_det.evaluation.metrics import fppi_key
+
+    try:
+        with open(metrics_path) as fh:
+            ops = json.load(fh).get('operating_points')
+    except (OSError, ValueError) as exc:
+        raise ThresholdError(f'{metrics_path}: cannot read the operating points ({exc})') from None
+    if not ops:
+        raise ThresholdError(f'{metrics_path}: no operating_points (written by mammo-det evaluate from this version)')
+    thr = []
+    for c in classes:
+        if c not in ops:
+            raise ThresholdError(f'{metrics_path}: no operating point for the model class {c!r}')
+        if fppi_key(fppi) not in ops[c]:
+            raise ThresholdError(f'{metrics_path}: no operating point at {fppi:g} FPPI for {c!r} '
+                                 f'(there are: {", ".join(ops[c])})')
+        t = ops[c][fppi_key(fppi)]['threshold']
+        thr.append(np.inf if t is None else float(t))
+    return np.array(thr, np.float64)
+
+
+def _record(path: str, result, classes: Sequence[str], score_thr: float,
+            class_thr: Optional[np.ndarray] = None) -> tuple:
+    """(prediction entry with boxes in the DICOM grid, kept boxes/scores/labels/birads in input pixels).
+    ``class_thr``: per-class thresholds (operating points) replacing ``score_thr``."""
     from mammo_det.io.geometry import ImageTransform, to_original
 
     inst = result.pred_instances
-    keep = inst.scores >= score_thr
+    if class_thr is None:
+        keep = inst.scores >= score_thr
+    else:
+        scores64 = inst.scores.cpu().numpy().astype(np.float64)  # the float the evaluation saw
+        keep = torch_bool(scores64 >= class_thr[inst.labels.cpu().numpy()], inst.scores.device)
     boxes = inst.bboxes[keep].cpu().numpy()
     scores = inst.scores[keep].cpu().numpy()
     labels = inst.labels[keep].cpu().numpy()
@@ -126,14 +162,23 @@ def input_loader(files: Sequence[str], pipeline, batch_size: int, workers: int):
                       shuffle=False)
 
 
+def torch_bool(mask: np.ndarray, device):
+    import torch
+
+    return torch.as_tensor(mask, dtype=torch.bool, device=device)
+
+
 def infer(config: str, checkpoint: str, inputs: Sequence[str], out_dir: str, device: Optional[str] = None,
-          batch_size: int = 4, score_thr: float = 0.05, workers: int = 2, progress: bool = True) -> dict:
+          batch_size: int = 4, score_thr: float = 0.05, workers: int = 2, progress: bool = True,
+          thresholds: Optional[str] = None, fppi: Optional[float] = None) -> dict:
     """Runs a trained detector on DICOMs/PNGs; writes ``predictions.json`` and one overlay PNG per input.
 
     DICOMs get the converter's preprocessing (the config's test pipeline carries it), and boxes are mapped back to
     the DICOM grid (W x H = Columns x Rows). PNGs are taken as converted images and their boxes stay in PNG pixels.
     BI-RADS is the model's own prediction. Decoding and preprocessing run in ``workers`` processes (0: in this
     one) while the model works; outputs keep the order of the inputs, and unreadable files are listed and skipped.
+    ``thresholds`` (a metrics.json) with ``fppi``: keep each class's boxes at its operating point at that FPPI
+    (score >= its threshold) instead of ``score_thr``.
 
     Returns:
         dict(predictions=[...], errors=[...]) as written to ``out_dir``.
@@ -147,6 +192,11 @@ def infer(config: str, checkpoint: str, inputs: Sequence[str], out_dir: str, dev
 
     model, pipeline = load_model(config, checkpoint, device)
     classes = model.dataset_meta['classes']
+    class_thr = None
+    if thresholds is not None:
+        from mammo_det.evaluation.metrics import HEADLINE_FPPI
+
+        class_thr = load_thresholds(thresholds, HEADLINE_FPPI if fppi is None else fppi, classes)
     files = find_inputs(inputs)
     os.makedirs(out_dir, exist_ok=True)
     loader = input_loader(files, pipeline, batch_size, workers)
@@ -161,7 +211,7 @@ def infer(config: str, checkpoint: str, inputs: Sequence[str], out_dir: str, dev
             with torch.no_grad():
                 results = model.test_step(pseudo_collate([it['sample'] for it in items]))
             for it, res in zip(items, results):
-                entry, (boxes, scores, labels, birads) = _record(it['file'], res, classes, score_thr)
+                entry, (boxes, scores, labels, birads) = _record(it['file'], res, classes, score_thr, class_thr)
                 entry['overlay'] = _overlay_name(entry['source_id'], overlays, len(predictions))
                 predictions.append(entry)
                 img = it['sample']['inputs'][0].numpy()  # the loaded (resized) image, one channel

@@ -12,7 +12,7 @@ from mmdet.registry import METRICS
 
 from mammo_det.fileio import write_json
 
-from .metrics import HEADLINE_FPPI, evaluate, format_table, fppi_key, validate_detections
+from .metrics import HEADLINE_FPPI, ap_key, evaluate, format_table, fppi_key, validate_detections
 
 
 def results_to_coco(results: Sequence[dict], cat_ids: Sequence[int]) -> list:
@@ -45,16 +45,25 @@ class MammoMetric(BaseMetric):
         froc_iou: IoU for FROC and BI-RADS matching.
         results_file: when set, the COCO results (with ``birads`` and ``birads_scores``) are written there.
         report_dir: when set, metrics.json, per_category.csv and the plots are written there.
+        iou_thrs, hit, images, by, bootstrap, ci, seed: the protocol and bootstrap options of
+            ``mammo-det evaluate`` (:func:`mammo_det.evaluation.evaluate`); bootstrap is off by default, so that
+            validation during training stays one evaluation.
     """
 
     default_prefix = 'mammo'
 
     def __init__(self, ann_file: str, froc_iou: float = 0.5, results_file: Optional[str] = None,
-                 report_dir: Optional[str] = None, collect_device: str = 'cpu', prefix: Optional[str] = None,
-                 backend_args: Optional[dict] = None):
+                 report_dir: Optional[str] = None, iou_thrs: Sequence[float] = (), hit: str = 'iou',
+                 images: str = 'all', by: Sequence[str] = (), bootstrap: int = 0, ci: float = 0.95, seed: int = 0,
+                 collect_device: str = 'cpu', prefix: Optional[str] = None, backend_args: Optional[dict] = None):
+        from .metrics import check_protocol
+
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.ann_file = ann_file
         self.froc_iou = froc_iou
+        check_protocol(froc_iou, hit, images, iou_thrs)  # a wrong option fails when the runner is built
+        self.options = dict(iou_thrs=list(iou_thrs), hit=hit, images=images, by=list(by), bootstrap=bootstrap, ci=ci,
+                            seed=seed)
         self.results_file = results_file
         self.report_dir = report_dir
         with get_local_path(ann_file, backend_args=backend_args) as path, open(path) as fh:
@@ -86,7 +95,7 @@ class MammoMetric(BaseMetric):
                   annotations=[a for a in self.gt['annotations']
                                if a['image_id'] in evaluated and a['category_id'] in cat_ids])
         dets = validate_detections(results_to_coco(results, cat_ids), gt, 'predictions')
-        metrics = evaluate(gt, dets, froc_iou=self.froc_iou, curves=self.report_dir is not None)
+        metrics = evaluate(gt, dets, froc_iou=self.froc_iou, curves=self.report_dir is not None, **self.options)
         logger.info('\n' + format_table(metrics))
         if self.results_file:
             write_json(self.results_file, dets)
@@ -101,6 +110,7 @@ class MammoMetric(BaseMetric):
             key = name.replace(' ', '_')
             out[f'{key}_AP'] = v['AP']
             out[f'{key}_AP50'] = v['AP50']
+            out.update({f'{key}_{ap_key(t)}': v[ap_key(t)] for t in self.options['iou_thrs']})
             out[f'{key}_R@{HEADLINE_FPPI:g}FPPI'] = v['recall_at_fppi'][fppi_key(HEADLINE_FPPI)]
         if metrics['birads'] and metrics['birads']['accuracy'] is not None:
             out['birads_acc'] = metrics['birads']['accuracy']

@@ -156,6 +156,27 @@ def _decode(ds, path: str) -> np.ndarray:
     return pixels
 
 
+def device(header: Any) -> tuple:
+    """(Manufacturer, Manufacturer's Model Name) of a header, stripped; None for an absent or empty tag."""
+    def tag(name):
+        v = header.get(name)
+        v = str(v).strip() if v is not None else ''
+        return v or None
+
+    return tag('Manufacturer'), tag('ManufacturerModelName')
+
+
+def read_device(path: PathLike) -> tuple:
+    """:func:`device` of a file, reading only those two tags."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=['Manufacturer', 'ManufacturerModelName'])
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types for a broken file
+        raise DicomError(path, f'cannot read the header ({exc})') from None
+    return device(ds)
+
+
 def read_dicom(path: PathLike) -> DicomImage:
     """Reads a DICOM file's pixels and header.
 

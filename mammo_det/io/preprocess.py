@@ -30,7 +30,15 @@ def preprocess(path: str, *, boxes: Optional[Sequence] = None, max_size: Optiona
     Raises:
         DicomError: naming the file.
     """
-    img = dio.read_dicom(path)
+    return preprocess_image(dio.read_dicom(path), boxes=boxes, max_size=max_size, bit_depth=bit_depth, crop=crop,
+                            voi=voi, window_index=window_index, expect_size=expect_size)
+
+
+def preprocess_image(img: dio.DicomImage, *, boxes: Optional[Sequence] = None, max_size: Optional[int] = 2048,
+                     bit_depth: int = 8, crop: bool = True, voi: str = 'auto', window_index: int = 0,
+                     expect_size: Optional[tuple] = None) -> tuple:
+    """:func:`preprocess` of a DICOM already read (the converter also keeps its header)."""
+    path = img.path
     width, height = img.width, img.height
     if expect_size is not None and (width, height) != tuple(expect_size):
         raise dio.UnsupportedDicomError(path, f'image is {width}x{height} but {expect_size[0]}x{expect_size[1]} '

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from mammo_det.vocab import FINDING_CATEGORIES
+from data_converters.synth import PROFILES
 from data_converters.vindr_mammo import ConversionError, ConvertOptions, convert, read_findings
 
 
@@ -47,6 +48,9 @@ def test_counts_categories_birads_and_negatives(synth_root, converted):
             assert im['breast_birads'] == src.breast_birads and im['breast_density'] == src.density
             assert (im['orig_width'], im['orig_height']) == (src.cols, src.rows)
             assert max(im['width'], im['height']) <= 160
+            # the DICOM's Manufacturer and model: what `mammo-det evaluate --by vendor` groups by
+            assert (im['manufacturer'], im['manufacturer_model']) == PROFILES[src.profile][3:5]
+    assert len({im['manufacturer'] for c in cocos.values() for im in c['images']}) >= 2
 
 
 def test_splits_by_study_and_official_test(synth_root, converted):
@@ -188,6 +192,15 @@ def test_kill_and_rerun_resumes_with_identical_output(tmp_path):
     report = convert(root, out, ConvertOptions(max_size=256, workers=1, progress=False))
     assert report['reused_images'] >= done_before
     assert report['converted_images'] == 40 - report['reused_images']
+    assert _tree(out) == _tree(reference)
+    # A journal of a version that did not record the device: the rerun reuses every image and reads the two
+    # tags from the headers, with the same output.
+    lines = open(journal).read().splitlines()
+    with open(journal, 'w') as fh:
+        fh.write('\n'.join([lines[0]] + [json.dumps({k: v for k, v in json.loads(x).items()
+                                                     if not k.startswith('manufacturer')}) for x in lines[1:]]))
+    report = convert(root, out, ConvertOptions(max_size=256, workers=1, progress=False))
+    assert report['reused_images'] == 40
     assert _tree(out) == _tree(reference)
 
 
