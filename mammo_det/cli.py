@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from typing import List, Optional
 
@@ -177,11 +178,32 @@ def _demo(args) -> int:
 
 
 def _benchmark(args) -> int:
-    from mammo_det.apis.benchmark import benchmark
+    from mammo_det.apis.benchmark import BenchmarkError, SlurmOptions, benchmark, collect, submit_slurm
     from mammo_det.apis.runner import parse_cfg_options
 
-    rows = benchmark(args.configs, args.data, args.work_dir, checkpoints=args.checkpoints,
-                     cfg_options=parse_cfg_options(args.cfg_options))
+    try:
+        if args.collect:
+            rows, missing = collect(args.collect, bootstrap=args.bootstrap, seed=args.seed, ci=args.ci)
+            print(open(os.path.join(args.collect, 'leaderboard.md')).read())
+            print(f'{len(rows)} configs -> {args.collect}/leaderboard.{{md,csv,png}}'
+                  + (f"; not finished: {', '.join(missing)}" if missing else ''))
+            return 0
+        if not args.configs or not args.data or not args.work_dir:
+            raise BenchmarkError('give CONFIG... --data DIR --work-dir DIR (or --collect WORK_DIR)')
+        cfg_options = parse_cfg_options(args.cfg_options)
+        if args.launcher == 'slurm':
+            if not args.partition:
+                raise BenchmarkError('--launcher slurm needs --partition')
+            opts = SlurmOptions(args.partition, args.gpus, args.gpus_per_node, args.cpus_per_task, args.time,
+                                shlex.split(args.sbatch_args))
+            jobs = submit_slurm(args.configs, args.data, args.work_dir, opts, args.checkpoints, cfg_options)
+            print(f'{len(jobs)} jobs submitted; when they have finished: mammo-det benchmark --collect {args.work_dir}')
+            return 0
+        rows = benchmark(args.configs, args.data, args.work_dir, checkpoints=args.checkpoints,
+                         cfg_options=cfg_options, bootstrap=args.bootstrap, seed=args.seed, ci=args.ci)
+    except BenchmarkError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
     print(open(os.path.join(args.work_dir, 'leaderboard.md')).read())
     print(f'{len(rows)} configs -> {args.work_dir}/leaderboard.{{md,csv,png}}')
     return 0
@@ -270,12 +292,25 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument('--seed', type=int, default=0)
     d.set_defaults(func=_demo)
 
-    b = sub.add_parser('benchmark', help='train and test several configs; one leaderboard')
-    b.add_argument('configs', nargs='+')
-    b.add_argument('--data', required=True, help='a folder written by convert')
-    b.add_argument('--work-dir', required=True)
+    b = sub.add_parser('benchmark', help='train and test several configs; one leaderboard with intervals')
+    b.add_argument('configs', nargs='*', help='configs; the first is the reference of the paired differences')
+    b.add_argument('--data', help='a folder written by convert')
+    b.add_argument('--work-dir')
     b.add_argument('--checkpoints', nargs='+', help='test these instead of training (one per config)')
     b.add_argument('--cfg-options', nargs='+')
+    b.add_argument('--bootstrap', type=int, default=1000, metavar='N', help='study resamples (0: no intervals)')
+    b.add_argument('--seed', type=int, default=0)
+    b.add_argument('--ci', type=float, default=0.95)
+    b.add_argument('--launcher', choices=('none', 'slurm'), default='none',
+                   help='slurm: one sbatch job per config (tools/slurm_train.sh, slurm_test.sh), then --collect')
+    b.add_argument('--partition', help='Slurm partition')
+    b.add_argument('--gpus', type=int, default=8, help='GPUs per job')
+    b.add_argument('--gpus-per-node', type=int, default=8)
+    b.add_argument('--cpus-per-task', type=int, default=5)
+    b.add_argument('--time', default='24:00:00', help='Slurm time limit per job')
+    b.add_argument('--sbatch-args', default='', metavar='"OPTS"',
+                   help='more sbatch options in one string, e.g. "--account=lab --qos=high"')
+    b.add_argument('--collect', metavar='WORK_DIR', help='the leaderboard of the finished jobs of a benchmark')
     b.set_defaults(func=_benchmark)
     return p
 

@@ -132,6 +132,118 @@ def test_benchmark_two_configs_two_rows(demo, tmp_path):
         assert r['mAP'] == metrics['mAP'] and r['AP Mass'] == metrics['per_category']['Mass']['AP']
         assert r['params_M'] > 0 and r['GFLOPs'] > 0 and r['test_img_per_s'] > 0 and r['train_s'] > 0
     assert rows[0]['params_M'] > rows[1]['params_M']  # the narrower RoI head
+    for r in rows:  # bootstrap intervals around the point values, the paired difference for the second config
+        assert r['mAP_lo'] <= r['mAP'] <= r['mAP_hi'] and r['AP Mass_lo'] <= r['AP Mass'] <= r['AP Mass_hi']
+    assert 'dmAP' not in rows[0] and rows[1]['dmAP'] == pytest.approx(rows[1]['mAP'] - rows[0]['mAP'])
+    assert rows[1]['dmAP_lo'] <= rows[1]['dmAP'] <= rows[1]['dmAP_hi'] and 0 <= rows[1]['dmAP_p'] <= 1
     md = open(tmp_path / 'b' / 'leaderboard.md').read().splitlines()
-    assert len(md) == 4 and os.path.getsize(tmp_path / 'b' / 'leaderboard.png') > 0
+    assert len(md) == 6 and os.path.getsize(tmp_path / 'b' / 'leaderboard.png') > 0
+    assert f"{rows[0]['mAP']:.3f} [{rows[0]['mAP_lo']:.3f}, {rows[0]['mAP_hi']:.3f}]" in '\n'.join(md)
+    assert 'ΔmAP vs config' in md[0] and '1000 study resamples' in md[-1]
     assert len(open(tmp_path / 'b' / 'leaderboard.csv').read().splitlines()) == 3
+
+
+FAKE_SBATCH = '''#!/usr/bin/env bash
+echo "$@" >> "$(dirname "$0")/calls"
+n=$(wc -l < "$(dirname "$0")/calls")
+echo "Submitted batch job $((4240 + n))"
+'''
+
+
+@pytest.mark.slow
+def test_benchmark_on_slurm_submits_one_job_per_config_and_collects_the_finished(demo, tmp_path):
+    """`--launcher slurm` with a stand-in sbatch: one batch script per config (train then test through the
+    tools/slurm_*.sh wrappers); a job is then finished by the command its script runs (here without srun), and
+    `--collect` builds the leaderboard of the finished ones, listing the other."""
+    import subprocess
+    import sys
+
+    out, _ = demo
+    config = os.path.join(out, 'config.py')
+    variant = tmp_path / 'fewer-boxes.py'  # the same weights, fewer boxes per image
+    variant.write_text(f"_base_ = {config!r}\nmodel = dict(test_cfg=dict(rcnn=dict(max_per_img=5)))\n")
+    fake = tmp_path / 'bin'
+    fake.mkdir()
+    (fake / 'sbatch').write_text(FAKE_SBATCH)
+    (fake / 'sbatch').chmod(0o755)
+    env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}")
+    wd, data = tmp_path / 'bench', os.path.join(out, 'coco')
+    cmd = [sys.executable, '-m', 'mammo_det', 'benchmark', config, str(variant), '--data', data, '--work-dir', str(wd),
+           '--launcher', 'slurm', '--partition', 'gpu', '--gpus', '16', '--time', '2:00:00',
+           '--sbatch-args=--account=lab --qos=high']
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert p.returncode == 0, p.stderr
+    calls = (fake / 'calls').read_text().splitlines()
+    assert calls == [f'--account=lab --qos=high {wd}/{n}/job.sh' for n in ('config', 'fewer-boxes')]
+    script = (wd / 'config' / 'job.sh').read_text()
+    for line in ('#SBATCH --partition=gpu', '#SBATCH --nodes=2', '#SBATCH --ntasks=16', '#SBATCH --gres=gpu:8',
+                 '#SBATCH --time=2:00:00', f'#SBATCH --output={wd}/config/slurm-%j.out'):
+        assert line in script.splitlines()
+    assert f"tools/slurm_train.sh gpu config {config} {wd}/config --data-root {data}" in script
+    assert f'tools/slurm_test.sh gpu config {config} "$ckpt" --work-dir {wd}/config --data-root {data} ' \
+           f'--out {wd}/config/preds.json --report-dir {wd}/config/eval' in script
+    assert 'GPUS=16 GPUS_PER_NODE=8' in script
+    assert subprocess.run(['bash', '-n', str(wd / 'config' / 'job.sh')]).returncode == 0
+    plan = json.load(open(wd / 'benchmark.json'))
+    assert [c['job_id'] for c in plan['configs']] == ['4241', '4242']
+
+    def finish(name, cfg):  # what the job's test step runs on each rank, on one process here
+        d = wd / name
+        r = subprocess.run([sys.executable, 'tools/test.py', cfg, os.path.join(out, 'model.pth'), '--work-dir', str(d),
+                            '--data-root', data, '--out', str(d / 'preds.json'), '--report-dir', str(d / 'eval')],
+                           cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+
+    finish('config', config)
+    collect = [sys.executable, '-m', 'mammo_det', 'benchmark', '--collect', str(wd), '--bootstrap', '200']
+    p = subprocess.run(collect, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert p.returncode == 0, p.stderr
+    md = (wd / 'leaderboard.md').read_text()
+    assert 'Not finished: fewer-boxes (job 4242)' in md and md.count('| config |') == 1
+    finish('fewer-boxes', str(variant))
+    p = subprocess.run(collect, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert p.returncode == 0, p.stderr
+    import csv
+    rows = {r['config']: r for r in csv.DictReader(open(wd / 'leaderboard.csv'))}
+    assert set(rows) == {'config', 'fewer-boxes'} and 'Not finished' not in (wd / 'leaderboard.md').read_text()
+    a, b = rows['config'], rows['fewer-boxes']
+    assert float(b['dmAP']) == pytest.approx(float(b['mAP']) - float(a['mAP']), abs=1e-9)
+    assert float(a['mAP_lo']) <= float(a['mAP']) <= float(a['mAP_hi']) and float(a['params_M']) > 0
+    assert float(b['dmAP_lo']) <= float(b['dmAP']) <= float(b['dmAP_hi'])
+
+
+@pytest.mark.slow
+def test_infer_thresholds_keep_the_boxes_of_an_operating_point(demo, tmp_path):
+    """`mammo-det infer --thresholds metrics.json --fppi 0.5` on the test images keeps, per class, exactly the
+    test run's boxes scoring at least that operating point's threshold."""
+    import subprocess
+    import sys
+
+    out, metrics = demo
+    gt = json.load(open(os.path.join(out, 'coco', 'annotations', 'instances_test.json')))
+    preds = json.load(open(os.path.join(out, 'preds.json')))
+    names = {c['id']: c['name'] for c in gt['categories']}
+    ops = metrics['operating_points']
+    assert ops['Mass']['0.5']['threshold'] is not None
+    images = [im for im in gt['images'] if im['id'] in {a['image_id'] for a in gt['annotations']}][:6]
+    paths = [os.path.join(out, 'coco', 'images', im['file_name']) for im in images]
+    p = subprocess.run([sys.executable, '-m', 'mammo_det', 'infer', os.path.join(out, 'config.py'),
+                        os.path.join(out, 'model.pth'), *paths, '--out', str(tmp_path / 'inf'), '--batch-size', '1',
+                        '--thresholds', os.path.join(out, 'eval', 'metrics.json'), '--fppi', '0.5'],
+                       capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert p.returncode == 0, p.stderr[-3000:]
+    got = {os.path.basename(r['file']): r['detections'] for r in json.load(open(tmp_path / 'inf' / 'predictions.json'))}
+    kept_any = 0
+    for im in images:
+        thr = {n: ops[n]['0.5']['threshold'] for n in ops}
+        want = sorted((names[d['category_id']], round(d['score'], 5)) for d in preds if d['image_id'] == im['id']
+                      and thr[names[d['category_id']]] is not None and d['score'] >= thr[names[d['category_id']]])
+        have = sorted((d['category'], d['score']) for d in got[os.path.basename(im['file_name'])])
+        assert have == want, im['file_name']
+        kept_any += len(have)
+    assert kept_any > 0
+    bad = subprocess.run([sys.executable, '-m', 'mammo_det', 'infer', os.path.join(out, 'config.py'),
+                          os.path.join(out, 'model.pth'), paths[0], '--out', str(tmp_path / 'x'),
+                          '--thresholds', os.path.join(out, 'eval', 'metrics.json'), '--fppi', '0.3'],
+                         capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert bad.returncode == 2 and 'no operating point at 0.3 FPPI' in bad.stderr
