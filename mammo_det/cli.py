@@ -77,6 +77,8 @@ def _compare(args) -> int:
     from mammo_det.evaluation.report import comparison_markdown, write_comparison
 
     names = args.names or [os.path.splitext(os.path.basename(p))[0] for p in args.preds]
+    if not args.names and len(set(names)) < len(names):  # same file names in different folders
+        names = [f'{k}:{n}' for k, n in enumerate(names, 1)]
     try:
         if len(names) != len(args.preds):
             raise EvaluationInputError(f'{len(names)} --names for {len(args.preds)} prediction files')

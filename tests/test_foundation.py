@@ -73,7 +73,10 @@ from mammo_det.cli import main
 assert main(['convert', {root!r}, {str(tmp_path / 'c')!r}, '--max-size', '64', '--workers', '2']) == 0
 gt = {str(tmp_path / 'c' / 'annotations' / 'instances_test.json')!r}
 json.dump([], open({str(tmp_path / 'p.json')!r}, 'w'))
-assert main(['evaluate', gt, {str(tmp_path / 'p.json')!r}, '--out', {str(tmp_path / 'e')!r}]) == 0
+assert main(['evaluate', gt, {str(tmp_path / 'p.json')!r}, '--out', {str(tmp_path / 'e')!r}, '--bootstrap', '50',
+             '--by', 'vendor,density']) == 0
+assert main(['compare', gt, {str(tmp_path / 'p.json')!r}, {str(tmp_path / 'p.json')!r}, '--out',
+             {str(tmp_path / 'k')!r}, '--bootstrap', '50']) == 0
 heavy = sorted(m for m in ('torch', 'mmdet', 'mmengine', 'mmcv') if m in sys.modules)
 assert not heavy, heavy
 '''
@@ -84,6 +87,6 @@ assert not heavy, heavy
 
 def test_python_dash_m_runs_the_cli():
     out = subprocess.run([sys.executable, '-m', 'mammo_det', '--help'], capture_output=True, text=True, check=True)
-    for sub in ('synth', 'convert', 'evaluate', 'train', 'test', 'infer', 'demo', 'benchmark'):
+    for sub in ('synth', 'convert', 'evaluate', 'compare', 'train', 'test', 'infer', 'demo', 'benchmark'):
         assert sub in out.stdout
     assert importlib.util.find_spec('data_converters') is not None

@@ -31,7 +31,8 @@ def _per_category(metrics: dict, path: str, draw, legend_loc: str, **axes) -> No
             draw(ax, name, c, metrics['per_category'][name])
     ax.set(**axes)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc=legend_loc)
+    if ax.get_legend_handles_labels()[0]:  # nothing to label without detections
+        ax.legend(fontsize=7, loc=legend_loc)
     _save(fig, path)
     plt.close(fig)
 
