@@ -525,6 +525,6 @@ def subgroup_rows(metrics: dict, intervals: str = 'columns') -> List[dict]:
             for name, v in m['per_category'].items():
                 if metrics['per_category'][name]['num_gt']:
                     row[f'{name} AP'] = v['AP']
-                    row[f'{name} R@{head}'] = v['recall_at_fppi'][head]
+                    row[f'{name} R@{head}'] = v['recall_at_fppi'][head] if v['num_gt'] else None
             rows.append(row)
     return rows
