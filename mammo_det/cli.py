@@ -20,24 +20,44 @@ def _synth(args) -> int:
 
 
 def _convert(args) -> int:
-    from data_converters.vindr_mammo import ConversionError, ConvertOptions, convert
+    from data_converters.core import ConversionError, ConvertOptions, parse_shard
+    from data_converters.formats import convert
 
-    opts = ConvertOptions(max_size=args.max_size or None, bit_depth=args.bit_depth, crop=args.crop, voi=args.voi,
-                          window_index=args.window_index, val_fraction=args.val_fraction, seed=args.seed,
-                          classes=args.classes.split(',') if args.classes else None, workers=args.workers,
-                          on_error=args.on_error)
     try:
-        report = convert(args.root, args.out, opts)
-    except ConversionError as exc:
+        opts = ConvertOptions(max_size=args.max_size or None, bit_depth=args.bit_depth, crop=args.crop, voi=args.voi,
+                              window_index=args.window_index, val_fraction=args.val_fraction,
+                              test_fraction=args.test_fraction, seed=args.seed,
+                              classes=args.classes.split(',') if args.classes else None, workers=args.workers,
+                              on_error=args.on_error, shard=parse_shard(args.shard) if args.shard else None)
+        report = convert(args.root, args.out, opts, args.format)
+    except (ConversionError, ValueError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
+    _print_report(report, args.out)
+    return 0
+
+
+def _print_report(report: dict, out: str) -> None:
     for split, s in report['splits'].items():
         print(f"{split:5s}: {s['images']} images ({s['positive_images']} with findings) of {s['studies']} studies, "
               f"{s['annotations']} boxes")
-    skipped = len(report['skipped_rows']) + len(report['skipped_files'])
+    skipped = sum(len(report.get(k, [])) for k in ('skipped_rows', 'skipped_images', 'skipped_files',
+                                                      'skipped_boxes'))
     if skipped:
-        print(f'skipped {skipped} rows/files: see {os.path.join(args.out, "report.json")}')
+        print(f'skipped {skipped} rows/images/files/boxes: see {os.path.join(out, "report.json")}')
     print(f"done in {report['seconds']} s ({report['reused_images']} images reused from an earlier run)")
+
+
+def _merge(args) -> int:
+    from data_converters.core import ConversionError
+    from data_converters.merge import merge
+
+    try:
+        report = merge(args.out, args.shards)
+    except ConversionError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    _print_report(report, args.out)
     return 0
 
 
@@ -224,9 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--workers', type=int, default=1)
     s.set_defaults(func=_synth)
 
-    c = sub.add_parser('convert', help='VinDr-Mammo DICOMs + CSVs -> COCO')
-    c.add_argument('root', help='the release folder (finding_annotations.csv, images/)')
+    c = sub.add_parser('convert', help='a mammography release (VinDr-Mammo, CBIS-DDSM, INbreast, mini-MIAS, EMBED) '
+                                       '-> COCO')
+    c.add_argument('root', help='the release folder')
     c.add_argument('out')
+    c.add_argument('--format', choices=('vindr', 'cbis-ddsm', 'inbreast', 'mias', 'embed'),
+                   help='the release layout (default: detected from its files)')
     c.add_argument('--max-size', type=int, default=2048, help='longest output side (0: keep the size)')
     c.add_argument('--bit-depth', type=int, choices=(8, 16), default=8)
     c.add_argument('--crop', action=argparse.BooleanOptionalAction, default=True,
@@ -234,12 +257,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument('--voi', choices=('auto', 'window', 'lut', 'percentile', 'minmax'), default='auto',
                    help='display transform; auto: first window, else first VOI LUT, else percentiles')
     c.add_argument('--window-index', type=int, default=0, help='which window / VOI LUT')
-    c.add_argument('--val-fraction', type=float, default=0.1)
-    c.add_argument('--seed', type=int, default=0, help='seed of the validation split')
+    c.add_argument('--val-fraction', type=float, default=0.1, help='share of patients for validation')
+    c.add_argument('--test-fraction', type=float, default=0.2,
+                   help='share of patients for test, where the release has no official test split')
+    c.add_argument('--seed', type=int, default=0, help='seed of the splits')
     c.add_argument('--classes', help='comma-separated subset, e.g. mass,calcification')
     c.add_argument('--workers', type=int, default=0, help='processes (0: all cores)')
     c.add_argument('--on-error', choices=('fail', 'skip'), default='fail')
+    c.add_argument('--shard', metavar='K/N', help='convert only shard K of N (by a hash of the study id); join the '
+                                                  'N outputs with mammo-det merge')
     c.set_defaults(func=_convert)
+
+    m = sub.add_parser('merge', help='join the outputs of convert --shard K/N into one dataset')
+    m.add_argument('out')
+    m.add_argument('shards', nargs='+', help='the N shard output folders')
+    m.set_defaults(func=_merge)
 
     e = sub.add_parser('evaluate', help='per-finding COCO AP, FROC, BI-RADS and breast-level metrics')
     e.add_argument('gt', help='COCO ground truth JSON (instances_*.json)')
