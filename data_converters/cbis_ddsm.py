@@ -1,0 +1,199 @@
+"""CBIS-DDSM (TCIA: the four case-description CSVs + the DICOM download) -> COCO, through the conversion core.
+
+What the release holds and its traps: ``shared/DATASETS.md`` section 1. Handled here:
+
+* both TCIA download layouts: "classic" (``<Subject>/<StudyUID>/<SeriesUID>/000000.dcm`` or ``1-1.dcm``) and
+  "descriptive" (``CBIS-DDSM/<Subject>/<MM-DD-YYYY-DDSM[-NA]-<5 digits>>/<n-description-<5 digits>>/1-1.dcm``),
+  under the root, a ``CBIS-DDSM/`` or ``DOI/`` folder, or a ``manifest-*`` folder;
+* every cell stripped (paths carry newlines), ``N/A`` as missing, both spellings of the density column;
+* one box per abnormality, from its mask; which file is the mask is decided by content (binary, the size of the
+  full image) among every file of the abnormality's ROI folders, because crop and mask columns are swapped in many
+  rows and a ROI series holds one or two files in either order;
+* a mask whose size differs from its image, or no mask at all: the abnormality is left out and listed in
+  ``report.json`` (``skipped_boxes``), a known trait of the release rather than an error; the image stays, so its
+  other boxes are kept;
+* several abnormalities per image; the same view of a patient in the mass and the calcification CSVs is one
+  image with the boxes of both (its two copies in the download are the same mammogram).
+
+Labels: ``mass`` -> Mass, ``calcification`` -> Suspicious Calcification; ``assessment`` 3/4/5 -> ``birads`` (0-2
+-> null), the raw assessment in ``birads_raw``; ``pathology`` MALIGNANT -> malignant, BENIGN and
+BENIGN_WITHOUT_CALLBACK -> benign. The official split is the CSV's (train/test); validation is a patient-level
+share of train. Breast density 1-4 is written as A-D.
+"""
+from __future__ import annotations
+
+import csv
+import glob
+import os
+import re
+import time
+from typing import Dict, List, Optional
+
+from . import core
+from .core import ConversionError, ConvertOptions, ImageRecord, MaskBox
+
+CSV_NAMES = {
+    'mass_case_description_train_set.csv': ('mass', 'train'),
+    'mass_case_description_test_set.csv': ('mass', 'test'),
+    'calc_case_description_train_set.csv': ('calcification', 'train'),
+    'calc_case_description_test_set.csv': ('calcification', 'test'),
+}
+CATEGORY = {'mass': 'Mass', 'calcification': 'Suspicious Calcification'}
+PATHOLOGY = {'MALIGNANT': 'malignant', 'BENIGN': 'benign', 'BENIGN_WITHOUT_CALLBACK': 'benign'}
+SIDES = {'LEFT': 'L', 'RIGHT': 'R'}
+COLUMNS = ('patient_id', 'left or right breast', 'image view', 'abnormality id', 'abnormality type', 'assessment',
+           'pathology', 'image file path', 'cropped image file path', 'ROI mask file path')
+DESCRIPTION = 'CBIS-DDSM converted by mammo-det'
+
+
+def find_csvs(root: str) -> List[tuple]:
+    """(path, abnormality type, split) of each case-description CSV in ``root`` or one folder below."""
+    out = []
+    for name, (kind, split) in CSV_NAMES.items():
+        hits = sorted(glob.glob(os.path.join(root, name)) + glob.glob(os.path.join(root, '*', name)))
+        if hits:
+            out.append((hits[0], kind, split))
+    if not out:
+        raise ConversionError(f'{root}: none of the CBIS-DDSM CSVs ({", ".join(CSV_NAMES)})')
+    return out
+
+
+def subject_folders(root: str) -> Dict[str, str]:
+    """TCIA Subject ID -> its folder, over the layouts' possible bases (root, CBIS-DDSM/, DOI/, manifest-*/...)."""
+    bases = [root] + sorted(glob.glob(os.path.join(root, '*'))) + sorted(glob.glob(os.path.join(root, '*', '*')))
+    out: Dict[str, str] = {}
+    for base in bases:
+        if not os.path.isdir(base):
+            continue
+        for name in os.listdir(base):
+            if re.match(r'^(Mass|Calc)-(Training|Test)_P_\d+_(LEFT|RIGHT)_(CC|MLO)(_\d+)?$', name):
+                out.setdefault(name, os.path.join(base, name))
+    return out
+
+
+def _dicoms(folder: str) -> List[str]:
+    return sorted(glob.glob(os.path.join(folder, '**', '*.dcm'), recursive=True))
+
+
+def _image_file(folder: str, csv_path: str) -> Optional[str]:
+    """The full mammogram of a subject folder: its only DICOM, else the one under the CSV's study/series."""
+    files = _dicoms(folder)
+    if len(files) <= 1:
+        return files[0] if files else None
+    parts = csv_path.split('/')
+    if len(parts) >= 3:
+        study, series = parts[1], parts[2]
+        for f in files:  # classic layout: the UIDs are folder names; descriptive: their last 5 digits end them
+            rel = os.path.relpath(f, folder).split(os.sep)
+            if len(rel) >= 3 and (rel[0] == study or rel[0].endswith('-' + study[-5:])) and \
+                    (rel[1] == series or rel[1].endswith('-' + series[-5:])):
+                return f
+    return None
+
+
+def _rows(path: str, on_error: str, skipped: list):
+    try:
+        fh = open(path, newline='', encoding='utf-8-sig')
+    except OSError as exc:
+        raise ConversionError(f'{path}: cannot open ({exc.strerror})') from None
+    with fh:
+        reader = csv.reader(fh)
+        header = [h.strip() for h in next(reader, [])]
+        cols = {h: i for i, h in enumerate(header)}
+        density = 'breast_density' if 'breast_density' in cols else 'breast density'  # the files differ
+        missing = [c for c in COLUMNS + (density,) if c not in cols]
+        if missing:
+            raise ConversionError(f'{path}: missing column(s) {missing}; header is {header}')
+        for cells in reader:
+            line = reader.line_num
+            if not any(c.strip() for c in cells):
+                continue
+            if len(cells) != len(header):
+                core.fail_or_skip(f'{path} line {line}: {len(cells)} fields, the header has {len(header)}', on_error,
+                                  skipped)
+                continue
+            row = {h: cells[i].strip() for h, i in cols.items()}
+            row['breast_density'] = row[density]
+            yield line, {k: (None if v == 'N/A' else v) for k, v in row.items()}
+
+
+def _parse(row: dict, kind: str) -> dict:
+    side = SIDES.get(row['left or right breast'] or '')
+    if side is None:
+        raise ValueError(f"left or right breast {row['left or right breast']!r} is not LEFT or RIGHT")
+    view = row['image view']
+    if view not in ('CC', 'MLO'):
+        raise ValueError(f'image view {view!r} is not CC or MLO')
+    if not re.fullmatch(r'P_\d+', row['patient_id'] or ''):
+        raise ValueError(f"patient_id {row['patient_id']!r} is not P_ and digits")
+    if (row['abnormality type'] or '').lower() != kind:
+        raise ValueError(f"abnormality type {row['abnormality type']!r} in a {kind} file")
+    pathology = PATHOLOGY.get(row['pathology'] or '')
+    if pathology is None:
+        raise ValueError(f"pathology {row['pathology']!r} is not MALIGNANT, BENIGN or BENIGN_WITHOUT_CALLBACK")
+    assessment = row['assessment']
+    if assessment is not None and not re.fullmatch(r'[0-6]', assessment):
+        raise ValueError(f'assessment {assessment!r} is not 0-6')
+    density = row['breast_density']
+    if density is not None and density not in '1234':
+        raise ValueError(f'breast density {density!r} is not 1-4')
+    for col in ('image file path', 'cropped image file path', 'ROI mask file path'):
+        if not row[col] or len(row[col].split('/')) < 2:
+            raise ValueError(f'{col} {row[col]!r} is not a TCIA path')
+    birads = int(assessment) if assessment in ('3', '4', '5') else None
+    return dict(side=side, view=view, pathology=pathology, birads=birads, birads_raw=assessment,
+                density='ABCD'[int(density) - 1] if density else None)
+
+
+def read_release(root: str, on_error: str = 'fail', skipped: Optional[list] = None) -> Dict[str, ImageRecord]:
+    """The four CSVs and the download's folders -> one record per mammogram (boxes still to be read from masks)."""
+    skipped = [] if skipped is None else skipped
+    folders = subject_folders(root)
+    if not folders:
+        raise ConversionError(f'{root}: no CBIS-DDSM subject folders (Mass-Training_P_..., Calc-Test_P_...) found')
+    records: Dict[str, ImageRecord] = {}
+    for path, kind, split in find_csvs(root):
+        for line, row in _rows(path, on_error, skipped):
+            where = f'{path} line {line}'
+            try:
+                p = _parse(row, kind)
+            except ValueError as exc:
+                core.fail_or_skip(f'{where}: {exc}', on_error, skipped)
+                continue
+            subject = row['image file path'].split('/')[0]
+            folder = folders.get(subject)
+            source = _image_file(folder, row['image file path']) if folder else None
+            if source is None:
+                core.fail_or_skip(f'{where}: image {subject} not found under {root}', on_error, skipped)
+                continue
+            key = core.check_id(f"{row['patient_id']}_{row['left or right breast']}_{p['view']}", 'image')
+            rec = records.get(key)
+            if rec is None:
+                rec = records[key] = ImageRecord(
+                    key=key, study_id=row['patient_id'], patient_id=row['patient_id'], source=source,
+                    laterality=p['side'], view_position=p['view'], split=split,
+                    fields=dict(breast_density=p['density'], subject_ids=[subject]), first_line=line)
+            elif rec.split != split:
+                core.fail_or_skip(f'{where}: {key} is {split} here but {rec.split} in another CSV', on_error,
+                                  skipped)
+                continue
+            elif subject not in rec.fields['subject_ids']:
+                rec.fields['subject_ids'].append(subject)  # the same view in the mass and calc CSVs
+            candidates = []
+            for col in ('cropped image file path', 'ROI mask file path'):
+                roi = folders.get(row[col].split('/')[0])
+                candidates += [f for f in (_dicoms(roi) if roi else []) if f not in candidates]
+            rec.masks.append(MaskBox([CATEGORY[kind]], p['birads'], p['birads_raw'], p['pathology'], candidates,
+                                     f"{where} ({subject} abnormality {row['abnormality id']})"))
+    if not records:
+        raise ConversionError(f'{root}: no usable rows')
+    return records
+
+
+def convert(root: str, out: str, opts: Optional[ConvertOptions] = None) -> dict:
+    """Converts a CBIS-DDSM download at ``root`` into COCO at ``out``; returns the report (also report.json)."""
+    opts = opts or ConvertOptions()
+    start = time.time()
+    skipped_rows: List[str] = []
+    records = read_release(root, opts.on_error, skipped_rows)
+    return core.convert_records(records, root, out, opts, 'cbis-ddsm', DESCRIPTION, skipped_rows, start)

@@ -1,0 +1,217 @@
+"""Synthetic releases of the public mammography datasets in their real layouts, with their pitfalls planted.
+
+``mammo-det synth ROOT --format cbis-ddsm|inbreast|mias|embed``. The layouts, file formats and traps follow
+``shared/DATASETS.md``; nothing comes from the real data. Lesions are drawn by the VinDr-Mammo synthesiser (bright
+inside their boxes, shaped by category and BI-RADS), so a model trained on one synthetic set finds them in another.
+
+Each writer returns the truth: per image key (the converter's ``source_id``) its split (or None), laterality,
+view and boxes (original pixels, category, BI-RADS, raw assessment, pathology), and the pitfalls it planted with
+the boxes or images the converter must leave out (``expected_skips``).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import List, Optional
+
+import cv2
+import numpy as np
+
+from mammo_det.fileio import atomic_path, write_text
+
+from .synth import SIZE, Finding, SynthImage, _place, render_pixels
+
+FORMATS = ('cbis-ddsm', 'inbreast', 'mias', 'embed')
+
+
+def _uid(*parts) -> str:
+    """A DICOM UID made from parts (digits only, under 64 characters)."""
+    digits = str(int(hashlib.md5('/'.join(map(str, parts)).encode()).hexdigest(), 16))[:30]
+    return f'1.3.6.1.4.1.9590.100.1.2.{digits}'
+
+
+def _image(key: str, lat: str, view: str, rows: int, cols: int, seed: int, lesions: List[tuple],
+           density: str = 'C') -> tuple:
+    """(display image in [0, 1], boxes): lesions given as (category, BI-RADS, position, size factor)."""
+    rng = np.random.default_rng(seed)
+    img = SynthImage(key, key, key, lat, view, 'siemens', rows, cols, 4, density, 'training', seed)
+    scale = rows / 3518
+    for cat, birads, pos, size in lesions:
+        box = _place(img, cat, np.asarray(pos, float), size, scale, rng)
+        x0, y0, x1, y1 = box
+        box = (max(x0, 0.0), max(y0, 0.0), min(x1, float(cols)), min(y1, float(rows)))
+        img.findings.append(Finding([cat], birads, box))
+    return render_pixels(img), [f.box for f in img.findings]
+
+
+def _save_dicom(path: str, pixels: np.ndarray, uid_parts: tuple, **tags) -> None:
+    """A Secondary Capture DICOM, implicit VR little endian, MONOCHROME2 (as CBIS-DDSM's), or with ``tags``."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.7'
+    meta.MediaStorageSOPInstanceUID = _uid('sop', *uid_parts)
+    meta.TransferSyntaxUID = tags.pop('transfer_syntax', ImplicitVRLittleEndian)
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality = 'MG'
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = 'MONOCHROME2'
+    bits = 8 * pixels.dtype.itemsize
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, 0
+    for k, v in tags.items():
+        setattr(ds, k, v)
+    ds.PixelData = np.ascontiguousarray(pixels).tobytes()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with atomic_path(path) as tmp:
+        ds.save_as(tmp, enforce_file_format=True)
+
+
+def _csv_text(rows: List[list]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator='\n').writerows(rows)
+    return buf.getvalue()
+
+
+# --- CBIS-DDSM -------------------------------------------------------------------------------------------------
+
+CBIS_MASS = ['patient_id', 'breast_density', 'left or right breast', 'image view', 'abnormality id',
+             'abnormality type', 'mass shape', 'mass margins', 'assessment', 'pathology', 'subtlety',
+             'image file path', 'cropped image file path', 'ROI mask file path']
+CBIS_CALC = ['patient_id', 'breast density', 'left or right breast', 'image view', 'abnormality id',
+             'abnormality type', 'calc type', 'calc distribution', 'assessment', 'pathology', 'subtlety',
+             'image file path', 'cropped image file path', 'ROI mask file path']
+
+
+def write_cbis_ddsm(root: str, patients: int = 12, seed: int = 0, scale: float = 0.1,
+                    layout: str = 'descriptive') -> dict:
+    """A CBIS-DDSM download (``layout``: 'descriptive' current NBIA, or 'classic') and its four CSVs.
+
+    Planted: crop and mask columns swapped (every third abnormality); a ROI series holding crop and mask as
+    1-1/1-2 in either order (descriptive); a mask of another size than its image and a missing mask (both left
+    out, reported); several abnormalities on one image; the same view in the mass and the calc CSVs; newlines and
+    spaces in cells; both density column spellings; ``N/A`` cells.
+    """
+    if layout not in ('descriptive', 'classic'):
+        raise ValueError(f"layout must be 'descriptive' or 'classic', got {layout!r}")
+    rng = np.random.default_rng(seed)
+    base = os.path.join(root, 'manifest-1600000000000', 'CBIS-DDSM') if layout == 'descriptive' else \
+        os.path.join(root, 'CBIS-DDSM')
+    truth: dict = dict(images={}, expected_skips=[], pitfalls={})
+    rows = {('mass', 'train'): [], ('mass', 'test'): [], ('calcification', 'train'): [],
+            ('calcification', 'test'): []}
+    rows_px, cols_px = int(4600 * scale), int(3000 * scale)
+    abnormality = 0
+    both_done = False
+    for p in range(1, patients + 1):
+        pid = f'P_{p:05d}'
+        split = 'test' if p % 4 == 0 else 'train'
+        side = 'LEFT' if p % 2 else 'RIGHT'
+        views = ['CC', 'MLO'] if p % 3 else ['CC']
+        for view in views:
+            kinds = ['mass'] if (p + len(view)) % 2 else ['calcification']
+            if not both_done and view == 'CC' and p >= 2:
+                kinds, both_done = ['mass', 'calcification'], True  # the same view in both CSVs
+                truth['pitfalls']['mass_and_calc_same_view'] = f'{pid}_{side}_{view}'
+            lesions = []
+            for kind in kinds:
+                for _ in range(2 if p == 1 else 1):  # patient 1: two abnormalities on one image
+                    cat = 'Mass' if kind == 'mass' else 'Suspicious Calcification'
+                    lesions.append((cat, int(rng.choice([2, 3, 4, 5])), rng.uniform(0.15, 0.85, 2),
+                                    rng.uniform(0.8, 1.2), kind))
+            key = f'{pid}_{side}_{view}'
+            pixels, boxes = _image(key, side[0], view, rows_px, cols_px, int(rng.integers(1 << 30)),
+                                   [(c, b if b >= 3 else None, pos, sz) for c, b, pos, sz, _ in lesions])
+            stored = (2000 + pixels * 60000).astype(np.uint16)
+            image_truth = truth['images'][key] = dict(split=split, laterality=side[0], view=view, boxes=[],
+                                                      shape=(rows_px, cols_px))
+            subjects = {}
+            abn_ids = {}
+            for (cat, assessment, _, _, kind), box in zip(lesions, boxes):
+                split_word = 'Training' if split == 'train' else 'Test'
+                subject = f"{'Mass' if kind == 'mass' else 'Calc'}-{split_word}_{pid}_{side}_{view}"
+                study, series = _uid('study', subject), _uid('series', subject)
+                if subject not in subjects:
+                    subjects[subject] = (study, series)
+                    _cbis_file(base, layout, subject, study, series, 'full mammogram images', '1-1', stored,
+                               PatientID=subject, Laterality=side[0], PatientOrientation=view,
+                               SeriesDescription='full mammogram images')
+                abn_ids[subject] = abn_ids.get(subject, 0) + 1
+                abnormality += 1
+                abn = abn_ids[subject]
+                roi_subject = f'{subject}_{abn}'
+                r_study, r_series = _uid('study', roi_subject), _uid('series', roi_subject)
+                x0, y0, x1, y1 = box
+                mask = np.zeros(stored.shape, np.uint8)
+                cv2.ellipse(mask, (int(round((x0 + x1) / 2)), int(round((y0 + y1) / 2))),
+                            (max(int(round((x1 - x0) / 2)), 1), max(int(round((y1 - y0) / 2)), 1)), 0, 0, 360, 255,
+                            -1)
+                ys, xs = np.nonzero(mask)
+                true_box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+                crop = stored[int(y0):int(np.ceil(y1)), int(x0):int(np.ceil(x1))]
+                plant = None
+                if abnormality == 3:
+                    plant = 'mask-size'
+                    mask = cv2.resize(mask, (int(mask.shape[1] * 0.95), int(mask.shape[0] * 0.9)),
+                                      interpolation=cv2.INTER_NEAREST)
+                elif abnormality == 5:
+                    plant = 'missing-mask'
+                mask_first = abnormality % 2 == 0
+                if plant != 'missing-mask':
+                    _cbis_file(base, layout, roi_subject, r_study, r_series, 'ROI mask images',
+                               '1-1' if mask_first else '1-2', mask, PatientID=roi_subject)
+                _cbis_file(base, layout, roi_subject, r_study, r_series, 'ROI mask images',
+                           '1-2' if mask_first else '1-1', crop, PatientID=roi_subject)
+                birads_raw = str(assessment)
+                birads = assessment if assessment >= 3 else None
+                pathology = ['MALIGNANT', 'BENIGN', 'BENIGN_WITHOUT_CALLBACK'][abnormality % 3]
+                entry = dict(category=cat, birads=birads, birads_raw=birads_raw,
+                             pathology='malignant' if pathology == 'MALIGNANT' else 'benign', xyxy=true_box,
+                             planted=plant)
+                image_truth['boxes'].append(entry)
+                if plant:
+                    truth['expected_skips'].append(dict(key=key, reason=plant, roi=roi_subject))
+                img_path = f'{subject}/{study}/{series}/000000.dcm\n'  # a newline inside the cell, as released
+                crop_path = f'{roi_subject}/{r_study}/{r_series}/000000.dcm'
+                mask_path = f'{roi_subject}/{r_study}/{r_series}/000001.dcm\n'
+                if abnormality % 3 == 0:
+                    crop_path, mask_path = mask_path, crop_path  # the columns swapped
+                    truth['pitfalls'].setdefault('swapped_columns', []).append(roi_subject)
+                density = str(int(rng.integers(1, 5)))
+                descriptive = (['IRREGULAR', 'SPICULATED'] if kind == 'mass' else ['PLEOMORPHIC', 'N/A'])
+                rows[(kind, split)].append([pid, density, side, view, abn, kind, *descriptive, birads_raw,
+                                            f' {pathology} ', str(int(rng.integers(1, 6))), img_path, crop_path,
+                                            mask_path])
+    for (kind, split), body in rows.items():
+        header = CBIS_MASS if kind == 'mass' else CBIS_CALC
+        name = f"{'mass' if kind == 'mass' else 'calc'}_case_description_{split}_set.csv"
+        write_text(os.path.join(root, name), _csv_text([header] + body))
+    return truth
+
+
+def _cbis_file(base: str, layout: str, subject: str, study: str, series: str, description: str, name: str,
+               pixels: np.ndarray, **tags) -> None:
+    if layout == 'classic':
+        folder = os.path.join(base, subject, study, series)
+        fname = {'1-1': '000000.dcm', '1-2': '000001.dcm'}[name]
+    else:
+        folder = os.path.join(base, subject, f'07-20-2016-DDSM-NA-{study[-5:]}',
+                              f'1.000000-{description}-{series[-5:]}')
+        fname = f'{name}.dcm'
+    _save_dicom(os.path.join(folder, fname), pixels, (subject, name), **tags)
+
+
+def write_release(root: str, fmt: str, seed: int = 0, scale: Optional[float] = None, size: int = 12) -> dict:
+    """Writes the synthetic release of ``fmt``; returns its truth."""
+    if fmt == 'cbis-ddsm':
+        return write_cbis_ddsm(root, patients=size, seed=seed, scale=scale or 0.1)
+    raise ValueError(f'unknown format {fmt!r}; one of {", ".join(FORMATS)}')
+
+
+assert {'Mass', 'Suspicious Calcification'} <= set(SIZE)

