@@ -44,6 +44,14 @@ def _image(key: str, lat: str, view: str, rows: int, cols: int, seed: int, lesio
     return render_pixels(img), [f.box for f in img.findings]
 
 
+def _render_boxes(key: str, lat: str, view: str, rows: int, cols: int, seed: int, findings: List[tuple],
+                  density: str = 'C') -> np.ndarray:
+    """Display image in [0, 1] with lesions drawn in given boxes: findings as (category, BI-RADS, xyxy)."""
+    img = SynthImage(key, key, key, lat, view, 'siemens', rows, cols, 4, density, 'training', seed)
+    img.findings = [Finding([c], b, tuple(float(v) for v in box)) for c, b, box in findings]
+    return render_pixels(img)
+
+
 def _save_dicom(path: str, pixels: np.ndarray, uid_parts: tuple, **tags) -> None:
     """A Secondary Capture DICOM, implicit VR little endian, MONOCHROME2 (as CBIS-DDSM's), or with ``tags``."""
     from pydicom.dataset import Dataset, FileMetaDataset
@@ -207,10 +215,77 @@ def _cbis_file(base: str, layout: str, subject: str, study: str, series: str, de
     _save_dicom(os.path.join(folder, fname), pixels, (subject, name), **tags)
 
 
+# --- mini-MIAS -------------------------------------------------------------------------------------------------
+
+MIAS_CATEGORY = {'CALC': 'Suspicious Calcification', 'CIRC': 'Mass', 'SPIC': 'Mass', 'MISC': 'Mass',
+                 'ARCH': 'Architectural Distortion', 'ASYM': 'Asymmetry'}
+
+
+def write_mias(root: str, films: int = 16, seed: int = 0) -> dict:
+    """mini-MIAS: 1024 x 1024 8-bit binary PGMs and Info.txt (bottom-left origin).
+
+    Planted: header and note lines; NORM rows of 3 tokens; a film with two abnormalities (two rows); a film whose
+    only abnormality has no position (4 tokens) and one with a located and an unlocated abnormality (both left
+    out, reported); a circle running past the film's edge (clipped).
+    """
+    rng = np.random.default_rng(seed)
+    size = 1024
+    lines = ['MIAS database: reference, background tissue, class, severity, x, y (origin bottom-left), radius',
+             '(synthetic, written by mammo-det)', '']
+    truth: dict = dict(images={}, expected_skips=[], pitfalls={})
+    classes = list(MIAS_CATEGORY)
+    for n in range(1, films + 1):
+        ref = f'mdb{n:03d}'
+        lat = 'L' if n % 2 == 0 else 'R'
+        tissue = 'FGD'[int(rng.integers(3))]
+        if n % 3 == 1:
+            plan = []  # normal
+        elif n == 2:
+            plan = ['CIRC', 'CALC']  # two rows for one film
+        else:
+            plan = [classes[int(rng.integers(len(classes)))]]
+        findings, rows = [], []
+        for k, cls in enumerate(plan):
+            r = int(rng.integers(25, 60))
+            cx = int(rng.integers(150, 600)) if lat == 'L' else int(rng.integers(424, 874))
+            cy = int(rng.integers(200, 824))
+            if n == 5 and k == 0:
+                cx = 1024 - 20 if lat == 'R' else 20  # runs past the edge: clipped
+            sev = 'BM'[int(rng.integers(2))]
+            box = (max(cx - r, 0), max(cy - r, 0), min(cx + r, size), min(cy + r, size))
+            findings.append((MIAS_CATEGORY[cls], None, box, sev, cls))
+            rows.append(f'{ref} {tissue} {cls} {sev} {cx} {size - cy} {r}')
+        unlocated = None
+        if n == 4:
+            rows, unlocated = [f'{ref} {tissue} CALC B'], 'only'  # no position at all
+        elif n == 7:
+            rows.append(f'{ref} {tissue} MISC M')  # a second abnormality without a position
+            unlocated = 'partial'
+        if not rows:
+            rows = [f'{ref} {tissue} NORM']
+        lines += rows
+        pixels = _render_boxes(ref, lat, 'MLO', size, size, int(rng.integers(1 << 30)),
+                               [(c, 4, box) for c, _, box, _, _ in findings])
+        os.makedirs(root, exist_ok=True)
+        with atomic_path(os.path.join(root, f'{ref}.pgm')) as tmp:
+            cv2.imwrite(tmp + '.pgm', np.rint(pixels * 255).astype(np.uint8))
+            os.replace(tmp + '.pgm', tmp)
+        if unlocated:
+            truth['expected_skips'].append(dict(key=ref, reason=f'unlocated-{unlocated}'))
+        truth['images'][ref] = dict(split=None, laterality=lat, view='MLO', boxes=[
+            dict(category=c, birads=None, birads_raw=None, pathology='benign' if sev == 'B' else 'malignant',
+                 xyxy=tuple(float(v) for v in box), planted=None) for c, _, box, sev, _ in findings])
+    lines.append('*NOTE 3* (a note line, not a row)')
+    write_text(os.path.join(root, 'Info.txt'), '\n'.join(lines) + '\n')
+    return truth
+
+
 def write_release(root: str, fmt: str, seed: int = 0, scale: Optional[float] = None, size: int = 12) -> dict:
     """Writes the synthetic release of ``fmt``; returns its truth."""
     if fmt == 'cbis-ddsm':
         return write_cbis_ddsm(root, patients=size, seed=seed, scale=scale or 0.1)
+    if fmt == 'mias':
+        return write_mias(root, films=size, seed=seed)
     raise ValueError(f'unknown format {fmt!r}; one of {", ".join(FORMATS)}')
 
 

@@ -179,3 +179,29 @@ def test_shards_merge_into_the_unsharded_conversion(tmp_path):
     r1, r2 = json.load(open(os.path.join(single, 'report.json'))), json.load(open(os.path.join(merged, 'report.json')))
     assert r1['splits'] == r2['splits'] and r1['skipped_boxes'] == sorted(r2['skipped_boxes'], key=r1[
         'skipped_boxes'].index)
+
+
+def _patients_in_one_split(cocos):
+    split_of = {}
+    for split, coco in cocos.items():
+        for im in coco['images']:
+            assert split_of.setdefault(im['patient_id'], split) == split, im['patient_id']
+    return split_of
+
+
+def test_mias_bottom_left_origin_unlocated_films_and_patient_split(tmp_path):
+    from data_converters.synth_public import write_mias
+
+    truth = write_mias(str(tmp_path / 'raw'), films=24, seed=3)
+    assert detect_format(str(tmp_path / 'raw')) == 'mias'
+    report = convert(str(tmp_path / 'raw'), str(tmp_path / 'out'),
+                     ConvertOptions(max_size=256, workers=1, progress=False, val_fraction=0.2, test_fraction=0.2))
+    skipped = {s['key'] for s in truth['expected_skips']}
+    assert skipped == {'mdb004', 'mdb007'}
+    cocos, bright = check_planted(str(tmp_path / 'out'), truth, skipped_keys=skipped)
+    assert bright > 0
+    assert [r.split(': ')[1].split(' ')[0] for r in report['skipped_images']] == ['mdb004', 'mdb007']
+    assert all('without a position' in r for r in report['skipped_images']) and not report['skipped_rows']
+    split_of = _patients_in_one_split(cocos)
+    assert set(split_of.values()) == {'train', 'val', 'test'}
+    assert all(im['dataset'] == 'mias' and im['view_position'] == 'MLO' for c in cocos.values() for im in c['images'])
