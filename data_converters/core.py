@@ -481,8 +481,14 @@ def _write_splits(out: str, records: Dict[str, ImageRecord], splits: Dict[str, s
 
 def convert_records(records: Dict[str, ImageRecord], root: str, out: str, opts: ConvertOptions, dataset: str,
                     description: str, skipped_rows: List[str], start: Optional[float] = None,
-                    skipped_images: Optional[List[str]] = None) -> dict:
-    """Converts parsed records into COCO at ``out``; returns the report (also ``report.json``)."""
+                    skipped_images: Optional[List[str]] = None, skipped_boxes: Optional[List[str]] = None,
+                    warnings: Optional[List[str]] = None) -> dict:
+    """Converts parsed records into COCO at ``out``; returns the report (also ``report.json``).
+
+    Args:
+        skipped_rows, skipped_images, skipped_boxes: what the adapter left out while parsing, with the reason
+            (the worker adds the boxes it cannot place); warnings: oddities that changed nothing.
+    """
     start = time.time() if start is None else start
     if opts.on_error not in ('fail', 'skip'):
         raise ValueError(f"on_error must be 'fail' or 'skip', got {opts.on_error!r}")
@@ -507,13 +513,14 @@ def convert_records(records: Dict[str, ImageRecord], root: str, out: str, opts: 
         with open(journal_path, 'w') as fh:
             fh.write(json.dumps({'options': fingerprint}) + '\n')
     skipped_files = _run(tasks, len(records), journal_path, opts, results)
-    skipped_boxes = [p for k in sorted(results) for p in results[k].get('problems', []) if k in records]
+    skipped_boxes = list(skipped_boxes or []) + [p for k in sorted(results) for p in results[k].get('problems', [])
+                                                 if k in records]
     report = dict(dataset=dataset, root=os.path.abspath(root), classes=classes, options=fingerprint,
                   shard=list(opts.shard) if opts.shard else None, release_images=total,
                   split_options=dict(val_fraction=opts.val_fraction, test_fraction=opts.test_fraction,
                                      seed=opts.seed),
                   splits={}, skipped_rows=skipped_rows, skipped_images=skipped_images or [],
-                  skipped_files=skipped_files, skipped_boxes=skipped_boxes,
+                  skipped_files=skipped_files, skipped_boxes=skipped_boxes, warnings=warnings or [],
                   reused_images=len(records) - len(tasks), converted_images=len(tasks) - len(skipped_files))
     report['splits'] = _write_splits(out, records, splits, results, classes, dataset, description)
     report['seconds'] = round(time.time() - start, 2)

@@ -108,10 +108,12 @@ def merge(out: str, shard_dirs: Sequence[str], images: bool = True, progress: bo
     report.update(root=reports[0].get('root'), shard=None, shards=[os.path.abspath(d) for d in shard_dirs],
                   splits={}, reused_images=sum(r['reused_images'] for r in reports),
                   converted_images=sum(r['converted_images'] for r in reports))
-    for key in ('skipped_files', 'skipped_boxes'):  # found by the shard's own workers
+    for key in ('skipped_files',):  # found by the shard's own workers
         report[key] = [x for r in reports for x in r.get(key, [])]
-    for key in ('skipped_rows', 'skipped_images'):  # found parsing the whole release: the same in every shard
+    for key in ('skipped_rows', 'skipped_images', 'warnings'):  # found parsing the whole release: in every shard
         report[key] = reports[0].get(key, [])
+    # parse-time boxes are in every shard's list, the workers' ones in one: keep each once, in shard order
+    report['skipped_boxes'] = list(dict.fromkeys(x for r in reports for x in r.get('skipped_boxes', [])))
     for split, (coco, _) in merged.items():
         write_json(os.path.join(out, 'annotations', f'instances_{split}.json'), coco)
         report['splits'][split] = split_counts(coco, classes)

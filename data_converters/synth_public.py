@@ -280,12 +280,112 @@ def write_mias(root: str, films: int = 16, seed: int = 0) -> dict:
     return truth
 
 
+# --- INbreast --------------------------------------------------------------------------------------------------
+
+INBREAST_NAMES = {'Mass': ['Mass'], 'Suspicious Calcification': ['Calcification', 'Calcifications', 'Cluster'],
+                  'Architectural Distortion': ['Distortion', 'Espiculated Region', 'Spiculated region'],
+                  'Asymmetry': ['Asymmetry', 'Assymetry']}
+
+
+def write_inbreast(root: str, patients: int = 8, seed: int = 0, scale: float = 0.08) -> dict:
+    """INbreast: ``AllDICOMs/`` (names with ``ML`` views), ``AllXML/`` OsiriX plists, ``INbreast.csv`` (``;``).
+
+    Planted: misspelt ROI names; single-point calcifications (one point, area 0); NumberOfPoints and NumberOfROIs
+    that disagree with the lists (warnings); a polygon partly outside the image (clipped) and a ROI wholly
+    outside (left out); a ROI named outside the vocabulary (left out); normal images without XML; Bi-Rads
+    4a/4b/4c.
+    """
+    import plistlib
+
+    rng = np.random.default_rng(seed)
+    cols, rows_px = int(3328 * scale), int(4084 * scale)
+    spacing = 0.07 / scale
+    truth: dict = dict(images={}, expected_skips=[], pitfalls={}, single_point_mm=1.0)
+    csv_rows = [['Patient ID', 'Patient age', 'Laterality', 'View', 'Acquisition date', 'File Name', 'ACR',
+                 'Bi-Rads']]
+    number = 20586000
+    for p in range(patients):
+        pid = f'{int(rng.integers(1 << 60)):016x}'
+        for lat in 'LR':
+            birads_text = str(rng.choice(['1', '2', '3', '4a', '4b', '4c', '5', '6'])) if p % 3 else '1'
+            for view in ('CC', 'MLO'):
+                number += 1
+                name = str(number)
+                plan = []
+                if birads_text not in ('1', '2'):
+                    for cat in rng.choice(list(INBREAST_NAMES), size=int(rng.integers(1, 3)), replace=False):
+                        plan.append(str(cat))
+                image_truth = truth['images'][name] = dict(split=None, laterality=lat, view=view, boxes=[])
+                img = SynthImage(name, name, name, lat, view, 'siemens', rows_px, cols, 4, 'C', 'training',
+                                 int(rng.integers(1 << 30)))
+                rois, draw = [], []
+                n_birads = int(birads_text[0])
+                box_birads = n_birads if n_birads in (3, 4, 5) else None
+                for k, cat in enumerate(plan):
+                    box = _place(img, cat, rng.uniform(0.2, 0.8, 2), rng.uniform(0.8, 1.2), rows_px / 3518, rng)
+                    x0, y0, x1, y1 = box
+                    roi_name = INBREAST_NAMES[cat][int(rng.integers(len(INBREAST_NAMES[cat])))]
+                    if cat == 'Suspicious Calcification' and k == 0 and number % 2:  # a single-point calcification
+                        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+                        pts = [(cx, cy)]
+                        half = 1.0 / spacing / 2
+                        tb = (cx - half, cy - half, cx + half, cy + half)
+                        truth['pitfalls'].setdefault('single_point', []).append(name)
+                        draw.append((cat, box))
+                    else:
+                        n = 12
+                        a = np.linspace(0, 2 * np.pi, n, endpoint=False)
+                        pts = [((x0 + x1) / 2 + np.cos(t) * (x1 - x0) / 2, (y0 + y1) / 2 + np.sin(t) * (y1 - y0) / 2)
+                               for t in a]
+                        xs, ys = [q[0] for q in pts], [q[1] for q in pts]
+                        tb = (min(xs), min(ys), max(xs), max(ys))
+                        draw.append((cat, box))
+                    tb = (max(tb[0], 0.0), max(tb[1], 0.0), min(tb[2], float(cols)), min(tb[3], float(rows_px)))
+                    image_truth['boxes'].append(dict(category=cat, birads=box_birads, birads_raw=birads_text,
+                                                     pathology=None, xyxy=tb, planted=None))
+                    rois.append(_inbreast_roi(roi_name, pts, k))
+                if number % 7 == 0:  # a ROI wholly outside the image, and one named outside the vocabulary
+                    rois.append(_inbreast_roi('Mass', [(cols + 10, 5), (cols + 30, 5), (cols + 30, 20)], len(rois)))
+                    rois.append(_inbreast_roi('Nipple', [(10, 10), (20, 10), (20, 20)], len(rois)))
+                    truth['expected_skips'] += [dict(key=name, reason='outside'), dict(key=name, reason='name')]
+                if rois and number % 5 == 0:
+                    rois[0]['NumberOfPoints'] += 1  # disagrees with the list
+                    truth['pitfalls'].setdefault('points_mismatch', []).append(name)
+                pixels = _render_boxes(name, lat, view, rows_px, cols, int(rng.integers(1 << 30)),
+                                       [(c, box_birads, b) for c, b in draw])
+                fname = f"{name}_{pid}_MG_{lat}_{'ML' if view == 'MLO' else 'CC'}_ANON.dcm"
+                _save_dicom(os.path.join(root, 'AllDICOMs', fname), np.rint(pixels * 16383).astype(np.uint16),
+                            (name,), PixelSpacing=[spacing, spacing], ImageLaterality=lat, Manufacturer='SIEMENS',
+                            ManufacturerModelName='MammoNovation', BitsStored=14, HighBit=13)
+                if rois:
+                    doc = {'Images': [{'ImageIndex': 0, 'NumberOfROIs': len(rois) + (1 if number % 11 == 0 else 0),
+                                       'ROIs': rois}]}
+                    os.makedirs(os.path.join(root, 'AllXML'), exist_ok=True)
+                    with atomic_path(os.path.join(root, 'AllXML', f'{name}.xml')) as tmp, open(tmp, 'wb') as fh:
+                        plistlib.dump(doc, fh)
+                csv_rows.append([pid[:8], str(int(rng.integers(40, 80))), lat, view, '201001',
+                                 name, str(int(rng.integers(1, 5))), birads_text])
+    write_text(os.path.join(root, 'INbreast.csv'), '\n'.join(';'.join(r) for r in csv_rows) + '\n')
+    return truth
+
+
+def _inbreast_roi(name: str, pts: list, index: int) -> dict:
+    """One ROI of an OsiriX plist, keys in the release's order."""
+    single = len(pts) <= 2
+    return {'Area': 0.0 if single else 100.0, 'Center': f'({pts[0][0]:.2f}, {pts[0][1]:.2f}, 0.00)', 'Dev': 0.0,
+            'IndexInImage': index, 'Max': 0.0, 'Mean': 0.0, 'Min': 0.0, 'Name': name, 'NumberOfPoints': len(pts),
+            'Point_mm': [f'({x * 0.07:.4f}, {y * 0.07:.4f}, 0.0)' for x, y in pts],
+            'Point_px': [f'({x:.6f}, {y:.6f})' for x, y in pts], 'Total': 0.0, 'Type': 19 if single else 15}
+
+
 def write_release(root: str, fmt: str, seed: int = 0, scale: Optional[float] = None, size: int = 12) -> dict:
     """Writes the synthetic release of ``fmt``; returns its truth."""
     if fmt == 'cbis-ddsm':
         return write_cbis_ddsm(root, patients=size, seed=seed, scale=scale or 0.1)
     if fmt == 'mias':
         return write_mias(root, films=size, seed=seed)
+    if fmt == 'inbreast':
+        return write_inbreast(root, patients=size, seed=seed, scale=scale or 0.08)
     raise ValueError(f'unknown format {fmt!r}; one of {", ".join(FORMATS)}')
 
 

@@ -205,3 +205,28 @@ def test_mias_bottom_left_origin_unlocated_films_and_patient_split(tmp_path):
     split_of = _patients_in_one_split(cocos)
     assert set(split_of.values()) == {'train', 'val', 'test'}
     assert all(im['dataset'] == 'mias' and im['view_position'] == 'MLO' for c in cocos.values() for im in c['images'])
+
+
+def test_inbreast_polygons_single_points_misspellings_and_birads(tmp_path):
+    from data_converters.synth_public import write_inbreast
+
+    truth = write_inbreast(str(tmp_path / 'raw'), patients=8, seed=4, scale=0.08)
+    assert detect_format(str(tmp_path / 'raw')) == 'inbreast'
+    report = convert(str(tmp_path / 'raw'), str(tmp_path / 'out'),
+                     ConvertOptions(max_size=256, workers=1, progress=False, val_fraction=0.2, test_fraction=0.25))
+    cocos, _ = check_planted(str(tmp_path / 'out'), truth)
+    assert truth['pitfalls']['single_point']  # single-point calcifications became 1 mm squares (checked above)
+    outside = [s for s in truth['expected_skips'] if s['reason'] == 'outside']
+    named = [s for s in truth['expected_skips'] if s['reason'] == 'name']
+    assert len(report['skipped_boxes']) == len(outside) + len(named) > 0
+    assert sum('no part inside' in r for r in report['skipped_boxes']) == len(outside)
+    assert sum("('Nipple'): unknown ROI name" in r for r in report['skipped_boxes']) == len(named)
+    assert any('NumberOfPoints' in w for w in report['warnings'])
+    raws = {a['birads_raw']: a['birads'] for c in cocos.values() for a in c['annotations']}
+    for raw, b in raws.items():
+        assert b == {'3': 3, '4a': 4, '4b': 4, '4c': 4, '5': 5}.get(raw), (raw, b)
+    assert {'4a', '4b', '4c'} & set(raws)
+    _patients_in_one_split(cocos)
+    ims = [im for c in cocos.values() for im in c['images']]
+    assert all(im['breast_density'] in 'ABCD' and im['manufacturer'] == 'SIEMENS' for im in ims)
+    assert len(ims) == len(truth['images'])  # normal images (no XML) kept
