@@ -378,6 +378,94 @@ def _inbreast_roi(name: str, pts: list, index: int) -> dict:
             'Point_px': [f'({x:.6f}, {y:.6f})' for x, y in pts], 'Total': 0.0, 'Type': 19 if single else 15}
 
 
+# --- EMBED -----------------------------------------------------------------------------------------------------
+
+EMBED_CLINICAL = ['empi_anon', 'acc_anon', 'study_date_anon', 'desc', 'tissueden', 'asses', 'numfind', 'side',
+                  'total_L_find', 'total_R_find', 'massshape', 'massmargin', 'massdens', 'calcfind', 'calcdistri',
+                  'calcnumber', 'bside', 'path1', 'path_severity', 'age_at_study', 'ETHNIC_GROUP_DESC', 'RACE_DESC']
+EMBED_METADATA = ['anon_dicom_path', 'empi_anon', 'acc_anon', 'study_date_anon', 'StudyDescription',
+                  'SeriesDescription', 'FinalImageType', 'ImageLateralityFinal', 'ViewPosition', 'spot_mag', 'num_roi',
+                  'ROI_coords', 'SRC_DST', 'match_level', 'Manufacturer', 'WindowCenter', 'WindowWidth']
+
+
+def write_embed(root: str, patients: int = 8, seed: int = 0, scale: float = 0.06) -> dict:
+    """EMBED: ``tables/`` (clinical: one row per finding; metadata: one row per file) and DICOMs under
+    ``images/cohort_1/<empi>/<study>/<series>/<sop>.dcm``.
+
+    Planted: ROI_coords y first, ``()`` for none, two ROIs in one tuple; findings on side B or without a side;
+    C-view and spot-magnification images (left out); a suspicious finding without an ROI (its image left out);
+    ``anon_dicom_path`` with the authors' absolute prefix on some rows and ``./`` on others.
+    """
+    rng = np.random.default_rng(seed)
+    cols, rows_px = int(3328 * scale), int(4096 * scale)
+    truth: dict = dict(images={}, expected_skips=[], pitfalls={})
+    clinical, meta = [EMBED_CLINICAL], [EMBED_METADATA]
+    for p in range(patients):
+        empi, acc = str(10000000 + p * 37), str(60000000 + p * 53)
+        kind = ['negative', 'mass', 'calc', 'bilateral', 'unlocated', 'mass'][p % 6]
+        dens = str(int(rng.integers(1, 5)))
+        side = {'mass': 'L', 'calc': 'R', 'bilateral': 'B', 'unlocated': 'L'}.get(kind, '')
+        if kind == 'negative':
+            clinical.append([empi, acc, '2019-01-01', 'screening', dens, 'N', '0', '', '0', '0', '', '', '', '', '',
+                             '', '', '', '', '55', '', ''])
+        else:
+            shape, calc = ('X', '') if kind in ('mass', 'unlocated') else ('', 'A') if kind == 'calc' else ('A', '')
+            sev = {'mass': '0', 'calc': '4', 'bilateral': '', 'unlocated': '1'}[kind]
+            asses = {'mass': 'S', 'calc': 'P', 'bilateral': 'M', 'unlocated': 'S'}[kind]
+            clinical.append([empi, acc, '2019-01-01', 'diagnostic', dens, asses, '1',
+                             side if p != 5 else '', '1', '0', shape, 'D' if shape else '', '', calc, '', '', side, '',
+                             sev, '60', '', ''])
+            if p == 5:
+                truth['pitfalls']['finding_without_side'] = acc
+        study_uid = _uid('embed-study', p)
+        for lat in 'LR':
+            for view in ('CC', 'MLO'):
+                series_uid, sop = _uid('embed-series', p, lat, view), _uid('embed-sop', p, lat, view)
+                findings = []
+                matches = kind != 'negative' and (side in (lat, 'B') or p == 5)
+                if matches and kind != 'unlocated':
+                    cat = {'mass': 'Mass', 'calc': 'Suspicious Calcification', 'bilateral': 'Architectural Distortion'}[
+                        kind]
+                    img = SynthImage(sop, sop, sop, lat, view, 'siemens', rows_px, cols, 4, 'C', 'training', 0)
+                    n_roi = 2 if (p == 1 and view == 'CC') else 1
+                    for _ in range(n_roi):
+                        box = _place(img, cat, rng.uniform(0.2, 0.8, 2), rng.uniform(0.9, 1.2), rows_px / 3518, rng)
+                        box = tuple(float(int(round(v))) for v in box)
+                        findings.append((cat, box))
+                    birads = {'mass': 4, 'calc': 3, 'bilateral': 5}[kind]
+                    pathology = {'mass': 'malignant', 'calc': 'benign', 'bilateral': None}[kind]
+                    raw = {'mass': 'S', 'calc': 'P', 'bilateral': 'M'}[kind]
+                key = sop
+                pixels = _render_boxes(sop, lat, view, rows_px, cols, int(rng.integers(1 << 30)),
+                                       [(c, 4, b) for c, b in findings])
+                rel = os.path.join('images', 'cohort_1', empi, study_uid, series_uid, f'{sop}.dcm')
+                _save_dicom(os.path.join(root, rel), np.rint(100 + pixels * 3900).astype(np.uint16), (sop,),
+                            Manufacturer='HOLOGIC, Inc.', ManufacturerModelName='Lorad Selenia',
+                            WindowCenter=2050, WindowWidth=4100, ImageLaterality=lat, ViewPosition=view)
+                roi = '(' + ','.join(f'({int(b[1])}, {int(b[0])}, {int(b[3])}, {int(b[2])})'
+                                     for _, b in findings) + (',)' if len(findings) == 1 else ')')
+                path = ('/mnt/NAS2/mammo/anon_dicom/' + rel[len('images/'):]) if p % 2 else './' + rel
+                meta.append([path, empi, acc, '2019-01-01', 'MG Diagnostic', f'{lat} {view}', '2D', lat, view, '0',
+                             str(len(findings)), roi, '', '1', 'HOLOGIC, Inc.', '2050', '4100'])
+                if kind == 'unlocated' and lat == 'L':
+                    truth['expected_skips'].append(dict(key=key, reason='unlocated'))
+                else:
+                    truth['images'][key] = dict(split=None, laterality=lat, view=view, boxes=[
+                        dict(category=c, birads=birads, birads_raw=raw, pathology=pathology, xyxy=b, planted=None)
+                        for c, b in findings])
+            # a C-view and a spot-magnification image of the same exam: in the table, not converted
+            for extra, (ftype, spot) in enumerate((('cview', '0'), ('2D', '1'))):
+                sop = _uid('embed-extra', p, lat, extra)
+                rel = os.path.join('images', 'cohort_1', empi, study_uid, _uid('embed-xs', p, lat, extra), f'{sop}.dcm')
+                _save_dicom(os.path.join(root, rel), np.full((8, 8), 100, np.uint16), (sop,))
+                meta.append(['./' + rel, empi, acc, '2019-01-01', 'MG Diagnostic', 'x', ftype, lat, 'CC', spot, '0',
+                             '()', '', '1', 'HOLOGIC, Inc.', '2050', '4100'])
+                truth['expected_skips'].append(dict(key=sop, reason=ftype if spot == '0' else 'spot'))
+    write_text(os.path.join(root, 'tables', 'EMBED_OpenData_clinical.csv'), _csv_text(clinical))
+    write_text(os.path.join(root, 'tables', 'EMBED_OpenData_metadata.csv'), _csv_text(meta))
+    return truth
+
+
 def write_release(root: str, fmt: str, seed: int = 0, scale: Optional[float] = None, size: int = 12) -> dict:
     """Writes the synthetic release of ``fmt``; returns its truth."""
     if fmt == 'cbis-ddsm':
@@ -386,6 +474,8 @@ def write_release(root: str, fmt: str, seed: int = 0, scale: Optional[float] = N
         return write_mias(root, films=size, seed=seed)
     if fmt == 'inbreast':
         return write_inbreast(root, patients=size, seed=seed, scale=scale or 0.08)
+    if fmt == 'embed':
+        return write_embed(root, patients=size, seed=seed, scale=scale or 0.06)
     raise ValueError(f'unknown format {fmt!r}; one of {", ".join(FORMATS)}')
 
 

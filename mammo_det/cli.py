@@ -10,9 +10,20 @@ from typing import List, Optional
 
 
 def _synth(args) -> int:
+    if args.format != 'vindr':
+        from data_converters.synth_public import write_release
+        from mammo_det.fileio import write_json
+
+        truth = write_release(args.root, args.format, seed=args.seed, scale=args.scale, size=args.studies)
+        write_json(os.path.join(args.root, 'synth_truth.json'), truth, indent=1)
+        boxes = sum(len(im['boxes']) for im in truth['images'].values())
+        print(f"wrote a synthetic {args.format} release to {args.root}: {len(truth['images'])} images kept by the "
+              f"converter ({boxes} boxes), {len(truth['expected_skips'])} planted faults it must report "
+              '(synth_truth.json)')
+        return 0
     from data_converters.synth import write_dataset
 
-    images = write_dataset(args.root, studies=args.studies, seed=args.seed, scale=args.scale,
+    images = write_dataset(args.root, studies=args.studies, seed=args.seed, scale=args.scale or 1.0,
                            workers=args.workers, positive_rate=args.positive_rate)
     boxes = sum(len(im.findings) for im in images)
     print(f'wrote {len(images)} images ({boxes} boxes) of {args.studies} studies to {args.root}')
@@ -235,11 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='mammo-det', description=__doc__)
     sub = p.add_subparsers(dest='command', required=True)
 
-    s = sub.add_parser('synth', help='write a synthetic VinDr-Mammo release (real layout, CSVs and DICOMs)')
+    s = sub.add_parser('synth', help='write a synthetic release in a real layout (VinDr-Mammo by default)')
     s.add_argument('root')
-    s.add_argument('--studies', type=int, default=20)
+    s.add_argument('--format', choices=('vindr', 'cbis-ddsm', 'inbreast', 'mias', 'embed'), default='vindr')
+    s.add_argument('--studies', type=int, default=20, help='studies (VinDr), patients, or films (mini-MIAS)')
     s.add_argument('--seed', type=int, default=0)
-    s.add_argument('--scale', type=float, default=1.0, help='image size factor (1.0: real 3518x2800 etc.)')
+    s.add_argument('--scale', type=float, help='image size factor (VinDr default 1.0: real 3518x2800 etc.; others '
+                                               'small by default; mini-MIAS is always 1024 x 1024)')
     s.add_argument('--positive-rate', type=float, default=0.3, help='share of breasts with BI-RADS 3-5')
     s.add_argument('--workers', type=int, default=1)
     s.set_defaults(func=_synth)

@@ -166,9 +166,10 @@ def _birads_metrics(gt: dict, dets: List[dict], matches: Dict[int, dict], backen
 
 
 def _breast_metrics(gt: dict, dets: List[dict]) -> tuple:
-    """(metrics or None, (study id, score, BI-RADS) of each breast, for the bootstrap)."""
-    imgs = gt['images']
-    if not imgs or not all(k in im for im in imgs for k in ('study_id', 'laterality', 'breast_birads')):
+    """(metrics or None, (study id, score, BI-RADS) of each breast, for the bootstrap). Images without a breast
+    BI-RADS (some EMBED exams) are left out of it."""
+    imgs = [im for im in gt['images'] if im.get('breast_birads') is not None]
+    if not imgs or not all(im.get(k) is not None for im in imgs for k in ('study_id', 'laterality')):
         return None, None
     best: Dict[int, float] = {}
     for d in dets:

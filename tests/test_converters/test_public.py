@@ -230,3 +230,44 @@ def test_inbreast_polygons_single_points_misspellings_and_birads(tmp_path):
     ims = [im for c in cocos.values() for im in c['images']]
     assert all(im['breast_density'] in 'ABCD' and im['manufacturer'] == 'SIEMENS' for im in ims)
     assert len(ims) == len(truth['images'])  # normal images (no XML) kept
+
+
+def test_embed_y_first_rois_side_join_and_left_out_images(tmp_path):
+    from data_converters.embed import parse_roi_coords
+    from data_converters.synth_public import write_embed
+
+    assert parse_roi_coords('((1200, 600, 1450, 900),)') == [(600.0, 1200.0, 900.0, 1450.0)]  # y first
+    assert parse_roi_coords('()') == [] and len(parse_roi_coords('((1, 2, 3, 4),(5, 6, 7, 8))')) == 2
+    truth = write_embed(str(tmp_path / 'raw'), patients=12, seed=5)
+    assert detect_format(str(tmp_path / 'raw')) == 'embed'
+    report = convert(str(tmp_path / 'raw'), str(tmp_path / 'out'),
+                     ConvertOptions(max_size=256, workers=1, progress=False, val_fraction=0.2, test_fraction=0.25))
+    cocos, bright = check_planted(str(tmp_path / 'out'), truth, skipped_keys={s['key'] for s in
+                                                                             truth['expected_skips']})
+    assert bright > 0
+    reasons = [s['reason'] for s in truth['expected_skips']]
+    assert len(report['skipped_images']) == len(reasons)
+    assert sum("'cview'" in r for r in report['skipped_images']) == reasons.count('cview')
+    assert sum('magnification' in r for r in report['skipped_images']) == reasons.count('spot')
+    assert sum('but no ROI' in r for r in report['skipped_images']) == reasons.count('unlocated') > 0
+    ims = {im['source_id']: im for c in cocos.values() for im in c['images']}
+    # the finding without a side labels the ROIs of both breasts of its exam
+    acc = truth['pitfalls']['finding_without_side']
+    assert {im['laterality'] for im in ims.values() if im['study_id'] == acc} == {'L', 'R'}
+    assert all(im['manufacturer'] == 'HOLOGIC, Inc.' and im['dataset'] == 'embed' for im in ims.values())
+    _patients_in_one_split(cocos)
+
+
+def test_synth_and_convert_cli_for_every_format(tmp_path):
+    for fmt in ('cbis-ddsm', 'inbreast', 'mias', 'embed'):
+        raw, out = str(tmp_path / fmt), str(tmp_path / f'{fmt}-coco')
+        p = subprocess.run([sys.executable, '-m', 'mammo_det', 'synth', raw, '--format', fmt, '--studies', '6'],
+                           capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stderr
+        p = subprocess.run([sys.executable, '-m', 'mammo_det', 'convert', raw, out, '--max-size', '128',
+                            '--workers', '1', '--classes', 'mass,calcification'], capture_output=True, text=True,
+                           timeout=600)
+        assert p.returncode == 0, (fmt, p.stderr)
+        coco = json.load(open(os.path.join(out, 'annotations', 'instances_train.json')))
+        assert [c['name'] for c in coco['categories']] == ['Mass', 'Suspicious Calcification']
+        assert json.load(open(os.path.join(out, 'report.json')))['dataset'] == fmt
