@@ -248,3 +248,31 @@ def test_infer_thresholds_keep_the_boxes_of_an_operating_point(demo, tmp_path):
                           '--thresholds', os.path.join(out, 'eval', 'metrics.json'), '--fppi', '0.3'],
                          capture_output=True, text=True, timeout=600, cwd=REPO)
     assert bad.returncode == 2 and 'no operating point at 0.3 FPPI' in bad.stderr
+
+
+@pytest.mark.slow
+def test_vindr_trained_model_tested_on_a_converted_cbis_ddsm_test_set(demo, tmp_path):
+    """Cross-dataset: the demo model (trained on synthetic VinDr-Mammo) tested on a CBIS-DDSM-layout release
+    converted with --classes mass,calcification: the metric pairs the model's classes with the categories by
+    name, and the model finds CBIS masses."""
+    import subprocess
+    import sys
+
+    out, _ = demo
+    raw, coco = str(tmp_path / 'raw'), str(tmp_path / 'coco')
+    for cmd in (['synth', raw, '--format', 'cbis-ddsm', '--studies', '40', '--seed', '7', '--scale', '0.15'],
+                ['convert', raw, coco, '--max-size', '320', '--classes', 'mass,calcification', '--val-fraction', '0',
+                 '--workers', '2']):
+        p = subprocess.run([sys.executable, '-m', 'mammo_det'] + cmd, capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stderr[-3000:]
+    p = subprocess.run([sys.executable, '-m', 'mammo_det', 'test', os.path.join(out, 'config.py'),
+                        os.path.join(out, 'model.pth'), '--data-root', coco, '--work-dir', str(tmp_path / 'w'),
+                        '--report-dir', str(tmp_path / 'eval')], capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert p.returncode == 0, p.stderr[-3000:]
+    metrics = json.load(open(tmp_path / 'eval' / 'metrics.json'))
+    gt = json.load(open(os.path.join(coco, 'annotations', 'instances_test.json')))
+    names = {c['id']: c['name'] for c in gt['categories']}
+    for name, v in metrics['per_category'].items():
+        assert v['num_gt'] == sum(names[a['category_id']] == name for a in gt['annotations']) > 0
+    assert metrics['num_images'] == len(gt['images'])
+    assert metrics['per_category']['Mass']['recall_at_fppi']['4'] > 0, metrics['per_category']['Mass']
