@@ -26,7 +26,6 @@ import csv
 import glob
 import os
 import re
-import time
 from typing import Dict, List, Optional
 
 from . import core
@@ -91,7 +90,7 @@ def _image_file(folder: str, csv_path: str) -> Optional[str]:
     return None
 
 
-def _rows(path: str, on_error: str, skipped: list):
+def _rows(path: str, log: core.ParseLog):
     try:
         fh = open(path, newline='', encoding='utf-8-sig')
     except OSError as exc:
@@ -109,8 +108,7 @@ def _rows(path: str, on_error: str, skipped: list):
             if not any(c.strip() for c in cells):
                 continue
             if len(cells) != len(header):
-                core.fail_or_skip(f'{path} line {line}: {len(cells)} fields, the header has {len(header)}', on_error,
-                                  skipped)
+                log.row(f'{path} line {line}: {len(cells)} fields, the header has {len(header)}')
                 continue
             row = {h: cells[i].strip() for h, i in cols.items()}
             row['breast_density'] = row[density]
@@ -145,26 +143,26 @@ def _parse(row: dict, kind: str) -> dict:
                 density='ABCD'[int(density) - 1] if density else None)
 
 
-def read_release(root: str, on_error: str = 'fail', skipped: Optional[list] = None) -> Dict[str, ImageRecord]:
+def read_release(root: str, log: Optional[core.ParseLog] = None) -> Dict[str, ImageRecord]:
     """The four CSVs and the download's folders -> one record per mammogram (boxes still to be read from masks)."""
-    skipped = [] if skipped is None else skipped
+    log = log or core.ParseLog()
     folders = subject_folders(root)
     if not folders:
         raise ConversionError(f'{root}: no CBIS-DDSM subject folders (Mass-Training_P_..., Calc-Test_P_...) found')
     records: Dict[str, ImageRecord] = {}
     for path, kind, split in find_csvs(root):
-        for line, row in _rows(path, on_error, skipped):
+        for line, row in _rows(path, log):
             where = f'{path} line {line}'
             try:
                 p = _parse(row, kind)
             except ValueError as exc:
-                core.fail_or_skip(f'{where}: {exc}', on_error, skipped)
+                log.row(f'{where}: {exc}')
                 continue
             subject = row['image file path'].split('/')[0]
             folder = folders.get(subject)
             source = _image_file(folder, row['image file path']) if folder else None
             if source is None:
-                core.fail_or_skip(f'{where}: image {subject} not found under {root}', on_error, skipped)
+                log.row(f'{where}: image {subject} not found under {root}')
                 continue
             key = core.check_id(f"{row['patient_id']}_{row['left or right breast']}_{p['view']}", 'image')
             rec = records.get(key)
@@ -172,10 +170,11 @@ def read_release(root: str, on_error: str = 'fail', skipped: Optional[list] = No
                 rec = records[key] = ImageRecord(
                     key=key, study_id=row['patient_id'], patient_id=row['patient_id'], source=source,
                     laterality=p['side'], view_position=p['view'], split=split,
-                    fields=dict(breast_density=p['density'], subject_ids=[subject]), first_line=line)
+                    fields=dict(breast_density=p['density'], subject_ids=[subject],
+                                study_uid=row['image file path'].split('/')[1],
+                                series_uid=(row['image file path'].split('/') + [''])[2]), first_line=line)
             elif rec.split != split:
-                core.fail_or_skip(f'{where}: {key} is {split} here but {rec.split} in another CSV', on_error,
-                                  skipped)
+                log.row(f'{where}: {key} is {split} here but {rec.split} in another CSV')
                 continue
             elif subject not in rec.fields['subject_ids']:
                 rec.fields['subject_ids'].append(subject)  # the same view in the mass and calc CSVs
@@ -192,8 +191,4 @@ def read_release(root: str, on_error: str = 'fail', skipped: Optional[list] = No
 
 def convert(root: str, out: str, opts: Optional[ConvertOptions] = None) -> dict:
     """Converts a CBIS-DDSM download at ``root`` into COCO at ``out``; returns the report (also report.json)."""
-    opts = opts or ConvertOptions()
-    start = time.time()
-    skipped_rows: List[str] = []
-    records = read_release(root, opts.on_error, skipped_rows)
-    return core.convert_records(records, root, out, opts, 'cbis-ddsm', DESCRIPTION, skipped_rows, start)
+    return core.convert_release(read_release, root, out, opts, 'cbis-ddsm', DESCRIPTION)

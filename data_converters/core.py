@@ -108,6 +108,20 @@ def fail_or_skip(msg: str, on_error: str, skipped: list) -> None:
     skipped.append(msg)
 
 
+@dataclass
+class ParseLog:
+    """What an adapter left out while parsing its release, each with the reason, and oddities that changed
+    nothing; all of it goes to ``report.json``."""
+    on_error: str = 'fail'
+    rows: List[str] = field(default_factory=list)  # bad rows: stop the run, or skip them with --on-error skip
+    images: List[str] = field(default_factory=list)  # images the converter must not use (documented per dataset)
+    boxes: List[str] = field(default_factory=list)  # boxes it cannot place
+    warnings: List[str] = field(default_factory=list)
+
+    def row(self, msg: str) -> None:
+        fail_or_skip(msg, self.on_error, self.rows)
+
+
 def check_id(value: str, what: str) -> str:
     """An id used in output paths: letters, digits, '.', '_', '-' (no separators, no '..')."""
     if not SAFE_ID.match(value or '') or '..' in value:
@@ -480,16 +494,20 @@ def _write_splits(out: str, records: Dict[str, ImageRecord], splits: Dict[str, s
     return counts
 
 
-def convert_records(records: Dict[str, ImageRecord], root: str, out: str, opts: ConvertOptions, dataset: str,
-                    description: str, skipped_rows: List[str], start: Optional[float] = None,
-                    skipped_images: Optional[List[str]] = None, skipped_boxes: Optional[List[str]] = None,
-                    warnings: Optional[List[str]] = None) -> dict:
-    """Converts parsed records into COCO at ``out``; returns the report (also ``report.json``).
+def convert_release(read_release, root: str, out: str, opts: Optional[ConvertOptions], dataset: str,
+                    description: str) -> dict:
+    """What every adapter's ``convert`` does: ``read_release(root, log)`` -> records -> :func:`convert_records`."""
+    opts = opts or ConvertOptions()
+    start = time.time()
+    log = ParseLog(opts.on_error)
+    records = read_release(root, log)
+    return convert_records(records, root, out, opts, dataset, description, log, start)
 
-    Args:
-        skipped_rows, skipped_images, skipped_boxes: what the adapter left out while parsing, with the reason
-            (the worker adds the boxes it cannot place); warnings: oddities that changed nothing.
-    """
+
+def convert_records(records: Dict[str, ImageRecord], root: str, out: str, opts: ConvertOptions, dataset: str,
+                    description: str, log: ParseLog, start: Optional[float] = None) -> dict:
+    """Converts parsed records into COCO at ``out``; returns the report (also ``report.json``), with what the
+    adapter left out while parsing (``log``) and the boxes the workers could not place."""
     start = time.time() if start is None else start
     if opts.on_error not in ('fail', 'skip'):
         raise ValueError(f"on_error must be 'fail' or 'skip', got {opts.on_error!r}")
@@ -514,14 +532,14 @@ def convert_records(records: Dict[str, ImageRecord], root: str, out: str, opts: 
         with open(journal_path, 'w') as fh:
             fh.write(json.dumps({'options': fingerprint}) + '\n')
     skipped_files = _run(tasks, len(records), journal_path, opts, results)
-    skipped_boxes = list(skipped_boxes or []) + [p for k in sorted(results) for p in results[k].get('problems', [])
-                                                 if k in records]
+    skipped_boxes = list(log.boxes) + [p for k in sorted(results) for p in results[k].get('problems', [])
+                                       if k in records]
     report = dict(dataset=dataset, root=os.path.abspath(root), classes=classes, options=fingerprint,
                   shard=list(opts.shard) if opts.shard else None, release_images=total,
                   split_options=dict(val_fraction=opts.val_fraction, test_fraction=opts.test_fraction,
                                      seed=opts.seed),
-                  splits={}, skipped_rows=skipped_rows, skipped_images=skipped_images or [],
-                  skipped_files=skipped_files, skipped_boxes=skipped_boxes, warnings=warnings or [],
+                  splits={}, skipped_rows=log.rows, skipped_images=log.images,
+                  skipped_files=skipped_files, skipped_boxes=skipped_boxes, warnings=log.warnings,
                   reused_images=len(records) - len(tasks), converted_images=len(tasks) - len(skipped_files))
     report['splits'] = _write_splits(out, records, splits, results, classes, dataset, description)
     report['seconds'] = round(time.time() - start, 2)

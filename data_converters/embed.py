@@ -25,7 +25,6 @@ import csv
 import glob
 import os
 import re
-import time
 from typing import Dict, List, Optional
 
 from . import core
@@ -86,17 +85,13 @@ def _categories(f: dict) -> List[str]:
     return cats
 
 
-def read_release(root: str, on_error: str = 'fail', skipped_rows: Optional[list] = None,
-                 skipped_images: Optional[list] = None, skipped_boxes: Optional[list] = None) -> Dict[str, ImageRecord]:
-    skipped_rows = [] if skipped_rows is None else skipped_rows
-    skipped_images = [] if skipped_images is None else skipped_images
-    skipped_boxes = [] if skipped_boxes is None else skipped_boxes
+def read_release(root: str, log: Optional[core.ParseLog] = None) -> Dict[str, ImageRecord]:
+    log = log or core.ParseLog()
     clinical_path, meta_path = _table(root, 'clinical'), _table(root, 'metadata')
     findings: Dict[tuple, list] = {}
     for line, row in _read(clinical_path, ('empi_anon', 'acc_anon', 'side', 'asses', 'tissueden')):
         if row['asses'] and row['asses'] not in ASSES and row['asses'] != 'X':
-            core.fail_or_skip(f"{clinical_path} line {line}: asses {row['asses']!r} is not one of A N B P S M K X",
-                              on_error, skipped_rows)
+            log.row(f"{clinical_path} line {line}: asses {row['asses']!r} is not one of A N B P S M K X")
             continue
         findings.setdefault((row['empi_anon'], row['acc_anon']), []).append(row)
     records: Dict[str, ImageRecord] = {}
@@ -106,14 +101,14 @@ def read_release(root: str, on_error: str = 'fail', skipped_rows: Optional[list]
     for line, row in _read(meta_path, need):
         where = f'{meta_path} line {line}'
         if row['FinalImageType'].lower() != '2d':
-            skipped_images.append(f"{where}: FinalImageType {row['FinalImageType']!r} (only 2D images are converted)")
+            log.images.append(f"{where}: FinalImageType {row['FinalImageType']!r} (only 2D images are converted)")
             continue
         if row['spot_mag'] not in ('', '0', '0.0'):
-            skipped_images.append(f'{where}: a spot compression or magnification view')
+            log.images.append(f'{where}: a spot compression or magnification view')
             continue
         lat, view = row['ImageLateralityFinal'], row['ViewPosition']
         if view not in ('CC', 'MLO'):
-            skipped_images.append(f'{where}: ViewPosition {view!r} (only CC and MLO are converted)')
+            log.images.append(f'{where}: ViewPosition {view!r} (only CC and MLO are converted)')
             continue
         try:
             if lat not in ('L', 'R'):
@@ -126,18 +121,18 @@ def read_release(root: str, on_error: str = 'fail', skipped_rows: Optional[list]
             study = core.check_id(row['acc_anon'], 'acc_anon')
             patient = core.check_id(row['empi_anon'], 'empi_anon')
         except ValueError as exc:
-            core.fail_or_skip(f'{where}: {exc}', on_error, skipped_rows)
+            log.row(f'{where}: {exc}')
             continue
         exam = findings.get((row['empi_anon'], row['acc_anon']), [])
         side = [f for f in exam if f['side'] in (lat, 'B', '')]
         labelled = [f for f in side if _categories(f)]
         suspicious = [f for f in labelled if ASSES.get(f['asses'], 0) in (3, 4, 5)]
         if suspicious and not rois:
-            skipped_images.append(f'{where}: a BI-RADS 3-5 finding on side {lat} but no ROI on the image; left out')
+            log.images.append(f'{where}: a BI-RADS 3-5 finding on side {lat} but no ROI on the image; left out')
             continue
         boxes = []
         if rois and not labelled:
-            skipped_boxes.append(f'{where}: {len(rois)} ROI(s) but no finding with a category on side {lat}')
+            log.boxes.append(f'{where}: {len(rois)} ROI(s) but no finding with a category on side {lat}')
         elif rois:
             cats = list(dict.fromkeys(c for f in labelled for c in _categories(f)))
             levels = [ASSES[f['asses']] for f in labelled if ASSES.get(f['asses']) in (3, 4, 5)]
@@ -146,7 +141,7 @@ def read_release(root: str, on_error: str = 'fail', skipped_rows: Optional[list]
             raw = ','.join(sorted({f['asses'] for f in labelled if f['asses']})) or None
             for x0, y0, x1, y1 in rois:
                 if x1 <= x0 or y1 <= y0:
-                    skipped_boxes.append(f'{where}: empty ROI ({y0}, {x0}, {y1}, {x1})')
+                    log.boxes.append(f'{where}: empty ROI ({y0}, {x0}, {y1}, {x1})')
                     continue
                 boxes.append(Box(cats, max(levels) if levels else None, (x0, y0, x1, y1), line, birads_raw=raw,
                                  pathology=pathology))
@@ -164,11 +159,4 @@ def read_release(root: str, on_error: str = 'fail', skipped_rows: Optional[list]
 
 def convert(root: str, out: str, opts: Optional[ConvertOptions] = None) -> dict:
     """Converts an EMBED release at ``root`` into COCO at ``out``; returns the report (also report.json)."""
-    opts = opts or ConvertOptions()
-    start = time.time()
-    skipped_rows: List[str] = []
-    skipped_images: List[str] = []
-    skipped_boxes: List[str] = []
-    records = read_release(root, opts.on_error, skipped_rows, skipped_images, skipped_boxes)
-    return core.convert_records(records, root, out, opts, 'embed', DESCRIPTION, skipped_rows, start,
-                                skipped_images=skipped_images, skipped_boxes=skipped_boxes)
+    return core.convert_release(read_release, root, out, opts, 'embed', DESCRIPTION)

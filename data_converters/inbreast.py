@@ -25,7 +25,6 @@ import glob
 import os
 import plistlib
 import re
-import time
 from typing import Dict, List, Optional
 
 from . import core
@@ -125,13 +124,10 @@ def read_rois(xml_path: str, width: int, height: int, spacing: float, birads: Op
     return boxes
 
 
-def read_release(root: str, on_error: str = 'fail', skipped_rows: Optional[list] = None,
-                 skipped_boxes: Optional[list] = None, warnings: Optional[list] = None) -> Dict[str, ImageRecord]:
+def read_release(root: str, log: Optional[core.ParseLog] = None) -> Dict[str, ImageRecord]:
     import pydicom
 
-    skipped_rows = [] if skipped_rows is None else skipped_rows
-    skipped_boxes = [] if skipped_boxes is None else skipped_boxes
-    warnings = [] if warnings is None else warnings
+    log = log or core.ParseLog()
     dicoms = {}
     for f in sorted(glob.glob(os.path.join(root, 'AllDICOMs', '*.dcm'))):
         m = FILE_RE.match(os.path.basename(f))
@@ -162,10 +158,10 @@ def read_release(root: str, on_error: str = 'fail', skipped_rows: Optional[list]
             width, height = int(head.Columns), int(head.Rows)
             spacing = float(head.PixelSpacing[0]) if head.get('PixelSpacing') else DEFAULT_SPACING_MM
         except (ValueError, TypeError, AttributeError) as exc:
-            core.fail_or_skip(f'{where}: {exc}', on_error, skipped_rows)
+            log.row(f'{where}: {exc}')
             continue
         xml = os.path.join(root, 'AllXML', f'{name}.xml')
-        boxes = read_rois(xml, width, height, spacing, birads, row['Bi-Rads'], skipped_boxes, warnings) \
+        boxes = read_rois(xml, width, height, spacing, birads, row['Bi-Rads'], log.boxes, log.warnings) \
             if os.path.exists(xml) else []
         records[name] = ImageRecord(key=name, study_id=patient, patient_id=patient, source=f, laterality=lat,
                                     view_position=view, width=width, height=height,
@@ -180,11 +176,4 @@ def read_release(root: str, on_error: str = 'fail', skipped_rows: Optional[list]
 
 def convert(root: str, out: str, opts: Optional[ConvertOptions] = None) -> dict:
     """Converts an INbreast release at ``root`` into COCO at ``out``; returns the report (also report.json)."""
-    opts = opts or ConvertOptions()
-    start = time.time()
-    skipped_rows: List[str] = []
-    skipped_boxes: List[str] = []
-    warnings: List[str] = []
-    records = read_release(root, opts.on_error, skipped_rows, skipped_boxes, warnings)
-    return core.convert_records(records, root, out, opts, 'inbreast', DESCRIPTION, skipped_rows, start,
-                                skipped_boxes=skipped_boxes, warnings=warnings)
+    return core.convert_release(read_release, root, out, opts, 'inbreast', DESCRIPTION)

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import os
 import re
-import time
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 from . import core
 from .core import Box, ConversionError, ConvertOptions, ImageRecord
@@ -48,10 +47,8 @@ def _image_path(root: str, ref: str) -> Optional[str]:
     return None
 
 
-def read_release(root: str, on_error: str = 'fail', skipped_rows: Optional[list] = None,
-                 skipped_images: Optional[list] = None) -> Dict[str, ImageRecord]:
-    skipped_rows = [] if skipped_rows is None else skipped_rows
-    skipped_images = [] if skipped_images is None else skipped_images
+def read_release(root: str, log: Optional[core.ParseLog] = None) -> Dict[str, ImageRecord]:
+    log = log or core.ParseLog()
     path = _info_path(root)
     rows: Dict[str, list] = {}
     with open(path, encoding='latin-1') as fh:
@@ -62,11 +59,10 @@ def read_release(root: str, on_error: str = 'fail', skipped_rows: Optional[list]
             where = f'{path} line {line_no}'
             ref = tokens[0]
             if len(tokens) < 3 or tokens[1] not in TISSUE or (tokens[2] != 'NORM' and tokens[2] not in CATEGORY):
-                core.fail_or_skip(f'{where}: {line.strip()!r} is not "ref tissue class [severity x y radius]"',
-                                  on_error, skipped_rows)
+                log.row(f'{where}: {line.strip()!r} is not "ref tissue class [severity x y radius]"')
                 continue
             if tokens[2] != 'NORM' and (len(tokens) < 4 or tokens[3] not in SEVERITY):
-                core.fail_or_skip(f'{where}: severity {tokens[3:4]} is not B or M', on_error, skipped_rows)
+                log.row(f'{where}: severity {tokens[3:4]} is not B or M')
                 continue
             xyr = tokens[4:7]
             located = len(xyr) == 3 and all(re.fullmatch(r'\d+', t) for t in xyr)
@@ -77,16 +73,16 @@ def read_release(root: str, on_error: str = 'fail', skipped_rows: Optional[list]
         first = entries[0][0]
         source = _image_path(root, ref)
         if source is None:
-            core.fail_or_skip(f'{path} line {first}: {ref}.pgm not found', on_error, skipped_rows)
+            log.row(f'{path} line {first}: {ref}.pgm not found')
             continue
         findings = [e for e in entries if e[1][2] != 'NORM']
         unlocated = [e for e in findings if e[2] is None]
         if unlocated:
-            skipped_images.append(f"{path} line {unlocated[0][0]}: {ref} has a {unlocated[0][1][2]} abnormality "
+            log.images.append(f"{path} line {unlocated[0][0]}: {ref} has a {unlocated[0][1][2]} abnormality "
                                   'without a position; the film is left out (not a normal, not a partial truth)')
             continue
         if findings and len(findings) != len(entries):
-            core.fail_or_skip(f'{path} line {first}: {ref} is both NORM and abnormal', on_error, skipped_rows)
+            log.row(f'{path} line {first}: {ref} is both NORM and abnormal')
             continue
         n = int(ref[3:])
         boxes = []
@@ -94,8 +90,7 @@ def read_release(root: str, on_error: str = 'fail', skipped_rows: Optional[list]
             row = SIZE - y
             x0, y0, x1, y1 = max(x - r, 0), max(row - r, 0), min(x + r, SIZE), min(row + r, SIZE)
             if x1 <= x0 or y1 <= y0:
-                core.fail_or_skip(f'{path} line {line_no}: circle ({x}, {y}, {r}) lies outside the film', on_error,
-                                  skipped_rows)
+                log.row(f'{path} line {line_no}: circle ({x}, {y}, {r}) lies outside the film')
                 continue
             boxes.append(Box([CATEGORY[tokens[2]]], None, (float(x0), float(y0), float(x1), float(y1)), line_no,
                              birads_raw=None, pathology=SEVERITY[tokens[3]]))
@@ -109,9 +104,4 @@ def read_release(root: str, on_error: str = 'fail', skipped_rows: Optional[list]
 
 def convert(root: str, out: str, opts: Optional[ConvertOptions] = None) -> dict:
     """Converts a mini-MIAS release at ``root`` into COCO at ``out``; returns the report (also report.json)."""
-    opts = opts or ConvertOptions()
-    start = time.time()
-    skipped_rows: List[str] = []
-    skipped_images: List[str] = []
-    records = read_release(root, opts.on_error, skipped_rows, skipped_images)
-    return core.convert_records(records, root, out, opts, 'mias', DESCRIPTION, skipped_rows, start, skipped_images)
+    return core.convert_release(read_release, root, out, opts, 'mias', DESCRIPTION)

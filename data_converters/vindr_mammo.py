@@ -20,7 +20,6 @@ import csv
 import math
 import os
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
@@ -190,15 +189,15 @@ def to_records(root: str, images: Dict[str, ImageRecord]) -> Dict[str, core.Imag
         boxes=r.boxes, first_line=r.first_line) for i, r in images.items()}
 
 
+def read_release(root: str, log: Optional[core.ParseLog] = None) -> Dict[str, core.ImageRecord]:
+    log = log or core.ParseLog()
+    return to_records(root, read_findings(os.path.join(root, 'finding_annotations.csv'), log.on_error, log.rows))
+
+
 def convert(root: str, out: str, opts: Optional[ConvertOptions] = None) -> dict:
     """Converts a VinDr-Mammo release at ``root`` into COCO at ``out``; returns the report (also report.json).
 
     Raises:
         ConversionError: bad CSV row, unknown category, bad id, missing or corrupt DICOM (``on_error='fail'``).
     """
-    opts = opts or ConvertOptions()
-    start = time.time()
-    skipped_rows: List[str] = []
-    images = read_findings(os.path.join(root, 'finding_annotations.csv'), opts.on_error, skipped_rows)
-    return core.convert_records(to_records(root, images), root, out, opts, 'vindr-mammo', DESCRIPTION,
-                                skipped_rows, start)
+    return core.convert_release(read_release, root, out, opts, 'vindr-mammo', DESCRIPTION)
