@@ -68,6 +68,10 @@ class MammoMetric(BaseMetric):
         self.report_dir = report_dir
         with get_local_path(ann_file, backend_args=backend_args) as path, open(path) as fh:
             self.gt = json.load(fh)
+        from .metrics import subgroups
+
+        for key in by:  # a subgroup the ground truth cannot give fails now, not after the whole test loop
+            subgroups(self.gt, key)
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         for ds in data_samples:
