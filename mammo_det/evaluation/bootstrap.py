@@ -7,9 +7,10 @@ boxes and detections ``w`` times. Every metric is then a function of per-study w
   it, and along the score-sorted detections that maximum is always taken at a true positive (a false positive has
   the recall of the true positive before it and a lower precision). So a resample needs, at each true positive,
   only the weighted number of true positives up to it and of false positives before it: the first is a cumulative
-  sum of the true positives' study weights, the second a product of the weights with a (study x true positive)
-  table of false-positive counts, built once. A copy of a detection sits next to its original in the sorted list
-  (equal scores), and the later copy dominates the earlier, so a weight is one step of ``w``.
+  sum of the true positives' study weights, the second a cumulative sum of the false positives' weights between
+  consecutive true positives (a product with a study x true-positive count table where that table is small). A
+  copy of a detection sits next to its original in the sorted list (equal scores), and the later copy dominates
+  the earlier, so a weight is one step of ``w``.
 - Recall at FPPI: the weighted true positives at the last true positive whose weighted false positives, over the
   weighted number of images, are at most the FPPI point.
 - Breast AUC and BI-RADS accuracy: weighted counts.
@@ -52,6 +53,25 @@ def study_weights(num_units: int, n: int, seed: int) -> np.ndarray:
     return out
 
 
+def _sum_by_group(weights: np.ndarray, unit: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """[B, n_groups]: per resample, the summed weights of the items of each group (``unit`` and ``group`` per
+    item). Dense (a study x group count table times the weights: BLAS, the fast way) while that table is at most
+    8 times the number of items; else gathered per item and summed by group, so that on large sets memory stays in
+    proportion to the data."""
+    s = weights.shape[1]
+    if s * n_groups <= 8 * max(len(unit), 1):
+        counts = np.zeros((s, n_groups))
+        np.add.at(counts, (unit, group), 1)
+        return weights @ counts
+    out = np.zeros((weights.shape[0], n_groups))
+    if len(unit):
+        order = np.argsort(group, kind='stable')
+        g = group[order]
+        starts = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
+        out[:, g[starts]] = np.add.reduceat(weights[:, unit[order]], starts, axis=1)
+    return out
+
+
 def _weighted_tp_fp(weights: np.ndarray, tp: np.ndarray, fp: np.ndarray, unit: np.ndarray) -> tuple:
     """(weighted true positives up to each true positive, weighted false positives before it), both [B, K], for
     entries in score order (``tp``/``fp`` both False for an ignored entry)."""
@@ -60,9 +80,7 @@ def _weighted_tp_fp(weights: np.ndarray, tp: np.ndarray, fp: np.ndarray, unit: n
     fpos = np.flatnonzero(fp)
     seg = np.searchsorted(pos, fpos)  # the false positive comes before true positives seg, seg + 1, ...
     keep = seg < len(pos)
-    counts = np.zeros((weights.shape[1], len(pos) + 1))
-    np.add.at(counts, (unit[fpos[keep]], seg[keep]), 1)
-    cfp = np.cumsum(weights @ counts[:, :len(pos)], axis=1)
+    cfp = np.cumsum(_sum_by_group(weights, unit[fpos[keep]], seg[keep], len(pos)), axis=1)
     return ctp, cfp
 
 
@@ -114,12 +132,8 @@ def _recall_at(ctp: np.ndarray, cfp: np.ndarray, npig: np.ndarray, num_images: n
 def _weighted_auc(weights: np.ndarray, unit: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """ROC AUC of each resample (ties counted half, as the Mann-Whitney statistic); NaN with one class only."""
     levels, level = np.unique(scores, return_inverse=True)
-    u = len(levels)
-    pos = np.zeros((weights.shape[1], u))
-    neg = np.zeros((weights.shape[1], u))
-    np.add.at(pos, (unit[labels], level[labels]), 1)
-    np.add.at(neg, (unit[~labels], level[~labels]), 1)
-    wp, wn = weights @ pos, weights @ neg
+    wp = _sum_by_group(weights, unit[labels], level[labels], len(levels))
+    wn = _sum_by_group(weights, unit[~labels], level[~labels], len(levels))
     below = np.cumsum(wn, axis=1) - wn
     num = (wp * (below + 0.5 * wn)).sum(axis=1)
     den = wp.sum(axis=1) * wn.sum(axis=1)
@@ -167,7 +181,8 @@ class BootstrapData:
 
     def samples(self, weights: np.ndarray) -> Dict[tuple, np.ndarray]:
         """Metric path -> value per resample (rows of ``weights``, [B, units]); chunked to bound memory."""
-        largest = max([len(self.units)] + [m[0].shape[-1] for m in self.coco.values()])
+        largest = max([len(self.units)] + [m[0].shape[-1] for m in self.coco.values()]
+                      + ([len(self.breast[0])] if self.breast is not None else []))
         step = max(1, CHUNK_ELEMENTS // largest)
         parts = [self._samples(weights[a:a + step]) for a in range(0, len(weights), step)]
         out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

@@ -138,3 +138,16 @@ def test_compare_cli_writes_json_markdown_and_forest_plot(tmp_path):
     lo, hi = r['models']['base']['ci']['mAP']
     assert f"{r['models']['base']['mAP']:.3f} [{lo:.3f}, {hi:.3f}]" in md
     assert (tmp_path / 'cmp' / 'comparison.png').stat().st_size > 5000
+
+
+@pytest.mark.parametrize('studies,groups,items', [(5, 4, 200), (300, 50, 120)])  # dense table, then gathered
+def test_grouped_weight_sums_both_ways_equal_a_loop(studies, groups, items):
+    from mammo_det.evaluation.bootstrap import _sum_by_group
+
+    rng = np.random.default_rng(studies)
+    w = study_weights(studies, 7, seed=1)
+    unit, group = rng.integers(0, studies, items), rng.integers(0, groups, items)
+    expected = np.zeros((7, groups))
+    for u, g in zip(unit, group):
+        expected[:, g] += w[:, u]
+    np.testing.assert_array_equal(_sum_by_group(w, unit, group, groups), expected)
