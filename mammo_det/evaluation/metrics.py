@@ -291,7 +291,15 @@ def _point(gt: dict, dets: List[dict], protocol: dict, backend: str, fppi_points
         cat_index = {cid: k for k, cid in enumerate(params.catIds)}
         if extra:
             extra_prec, _ = coco_precision(gt, dets, iou_thrs=extra, backend=backend)
-    froc_sorted = match_sorted(gt, dets, [protocol['froc_iou']], protocol['hit'])
+    coco_sorted = None
+    if keep_matches and protocol['hit'] == 'iou':  # one matching pass for the AP thresholds and the FROC one
+        rows = match_sorted(gt, dets, list(COCO_IOU_THRS) + list(extra) + [protocol['froc_iou']])
+        coco_sorted = {c: dict(m, tp=m['tp'][:-1], fp=m['fp'][:-1], gt_index=m['gt_index'][:-1])
+                       for c, m in rows.items()}
+        froc_sorted = {c: dict(m, tp=m['tp'][-1:], fp=m['fp'][-1:], gt_index=m['gt_index'][-1:])
+                       for c, m in rows.items()}
+    else:
+        froc_sorted = match_sorted(gt, dets, [protocol['froc_iou']], protocol['hit'])
     matches = drop_ignored(froc_sorted)
     num_gt = {c: m['num_gt'] for c, m in matches.items()}
     n_img = len(gt['images'])
@@ -333,7 +341,8 @@ def _point(gt: dict, dets: List[dict], protocol: dict, backend: str, fppi_points
     if keep_matches:
         from .bootstrap import BootstrapData
 
-        coco_sorted = match_sorted(gt, dets, list(COCO_IOU_THRS) + list(extra))
+        if coco_sorted is None:  # centre hits: the AP thresholds need their own IoU matching
+            coco_sorted = match_sorted(gt, dets, list(COCO_IOU_THRS) + list(extra))
         data = BootstrapData(gt, dets, coco_sorted, ['coco'] + [ap_key(t) for t in extra], froc_sorted,
                              fppi_points, breast_table, birads_table)
     return result, data
