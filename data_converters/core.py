@@ -238,13 +238,13 @@ def mask_box(spec: MaskBox, width: int, height: int) -> tuple:
     """(xyxy of the mask's foreground, None) or (None, reason): the candidate that is binary {0, 255} (or {0, 1})
     at the image's size is the mask; a binary candidate of another size is the known CBIS-DDSM trait of a mask
     that does not fit its image."""
+    import pydicom
+
     from mammo_det.io.dicom import DicomError
 
     seen_sizes = []
     for path in spec.candidates:
         try:
-            import pydicom
-
             head = pydicom.dcmread(path, stop_before_pixels=True)
             rows, cols = int(head.Rows), int(head.Columns)
         except Exception:  # noqa: BLE001 - a missing or broken candidate is just not the mask

@@ -19,7 +19,7 @@ import numpy as np
 
 from mammo_det.fileio import atomic_path, write_text
 
-from .synth import SIZE, Finding, SynthImage, _place, render_pixels
+from .synth import Finding, SynthImage, _place, render_pixels
 
 FORMATS = ('cbis-ddsm', 'inbreast', 'mias', 'embed')
 
@@ -32,16 +32,16 @@ def _uid(*parts) -> str:
 
 def _image(key: str, lat: str, view: str, rows: int, cols: int, seed: int, lesions: List[tuple],
            density: str = 'C') -> tuple:
-    """(display image in [0, 1], boxes): lesions given as (category, BI-RADS, position, size factor)."""
+    """(display image in [0, 1], boxes): lesions given as (category, BI-RADS, position, size factor), placed in the
+    breast as the VinDr synthesiser places them."""
     rng = np.random.default_rng(seed)
-    img = SynthImage(key, key, key, lat, view, 'siemens', rows, cols, 4, density, 'training', seed)
-    scale = rows / 3518
-    for cat, birads, pos, size in lesions:
-        box = _place(img, cat, np.asarray(pos, float), size, scale, rng)
-        x0, y0, x1, y1 = box
-        box = (max(x0, 0.0), max(y0, 0.0), min(x1, float(cols)), min(y1, float(rows)))
-        img.findings.append(Finding([cat], birads, box))
-    return render_pixels(img), [f.box for f in img.findings]
+    geometry = SynthImage(key, key, key, lat, view, 'siemens', rows, cols, 4, density, 'training', seed)
+    boxes = []
+    for cat, _, pos, size in lesions:
+        x0, y0, x1, y1 = _place(geometry, cat, np.asarray(pos, float), size, rows / 3518, rng)
+        boxes.append((max(x0, 0.0), max(y0, 0.0), min(x1, float(cols)), min(y1, float(rows))))
+    findings = [(cat, birads, box) for (cat, birads, _, _), box in zip(lesions, boxes)]
+    return _render_boxes(key, lat, view, rows, cols, seed, findings, density), boxes
 
 
 def _render_boxes(key: str, lat: str, view: str, rows: int, cols: int, seed: int, findings: List[tuple],
@@ -478,5 +478,3 @@ def write_release(root: str, fmt: str, seed: int = 0, scale: Optional[float] = N
         return write_embed(root, patients=size, seed=seed, scale=scale or 0.06)
     raise ValueError(f'unknown format {fmt!r}; one of {", ".join(FORMATS)}')
 
-
-assert {'Mass', 'Suspicious Calcification'} <= set(SIZE)

@@ -27,8 +27,7 @@ from mammo_det.vocab import (BIRADS_VALUES, BREAST_BIRADS_VALUES, DENSITIES, FIN
                              NO_FINDING, VIEWS)
 
 from . import core
-from .core import (JOURNAL, Box, ConversionError, ConvertOptions, _init_worker, convert_image,  # noqa: F401
-                   write_png)
+from .core import Box, ConversionError, ConvertOptions
 
 ID_RE = re.compile(r'^[0-9a-f]{32}$')
 REQUIRED = ('study_id', 'series_id', 'image_id', 'laterality', 'view_position', 'height', 'width',
@@ -52,10 +51,6 @@ class ImageRecord:
     split: str
     first_line: int
     boxes: List[Box] = field(default_factory=list)
-
-
-def _fail_or_skip(msg: str, on_error: str, skipped: list) -> None:
-    core.fail_or_skip(msg, on_error, skipped)
 
 
 def _parse_birads(text: str, allowed: Sequence[int], field_name: str) -> Optional[int]:
@@ -154,12 +149,12 @@ def read_findings(path: str, on_error: str = 'fail', skipped: Optional[list] = N
             line = reader.line_num
             where = f'{path} line {line}'
             if None in row or any(row[c] is None for c in REQUIRED):
-                _fail_or_skip(f'{where}: wrong number of fields', on_error, skipped)
+                core.fail_or_skip(f'{where}: wrong number of fields', on_error, skipped)
                 continue
             try:
                 info, box = _parse_row(row)
             except ValueError as exc:
-                _fail_or_skip(f'{where}: {exc}', on_error, skipped)
+                core.fail_or_skip(f'{where}: {exc}', on_error, skipped)
                 continue
             rec = images.get(info['image_id'])
             if rec is None:
@@ -167,7 +162,7 @@ def read_findings(path: str, on_error: str = 'fail', skipped: Optional[list] = N
             else:
                 clash = [k for k, v in info.items() if getattr(rec, k) != v]
                 if clash:
-                    _fail_or_skip(f'{where}: {clash} differ from line {rec.first_line} of the same image',
+                    core.fail_or_skip(f'{where}: {clash} differ from line {rec.first_line} of the same image',
                                   on_error, skipped)
                     continue
             if box is not None:

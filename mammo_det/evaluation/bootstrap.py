@@ -160,13 +160,10 @@ class BootstrapData:
         self.cats = {c['id']: c['name'] for c in sorted(gt['categories'], key=lambda c: c['id'])}
         det_unit = np.array([self.img_unit[img_pos[d['image_id']]] for d in dets], np.int64)
         s = len(self.units)
-        self.gt_count = {}
-        for c in self.cats:
-            cnt = np.zeros(s)
-            for a in gt['annotations']:
-                if a['category_id'] == c and not a.get('iscrowd', 0):
-                    cnt[self.img_unit[img_pos[a['image_id']]]] += 1
-            self.gt_count[c] = cnt
+        self.gt_count = {c: np.zeros(s) for c in self.cats}
+        for a in gt['annotations']:  # non-crowd boxes per study and category (pycocotools' npig)
+            if a['category_id'] in self.gt_count and not a.get('iscrowd', 0):
+                self.gt_count[a['category_id']][self.img_unit[img_pos[a['image_id']]]] += 1
         self.images_per_unit = np.bincount(self.img_unit, minlength=s).astype(np.float64)
         self.coco = {c: (m['tp'], m['fp'], det_unit[m['det_index']]) for c, m in coco_matches.items()}
         self.froc = {c: (m['tp'][0], m['fp'][0], det_unit[m['det_index']]) for c, m in froc_matches.items()}

@@ -24,7 +24,8 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
 
 from data_converters.synth import plan_dataset, render_dicom, write_csvs  # noqa: E402
-from data_converters.vindr_mammo import ConvertOptions, _init_worker, convert, convert_image, write_png  # noqa: E402
+from data_converters.core import ConvertOptions, _init_worker, convert_image, write_png  # noqa: E402
+from data_converters.vindr_mammo import convert  # noqa: E402
 from mammo_det.io.preprocess import preprocess  # noqa: E402
 
 

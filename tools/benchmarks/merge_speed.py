@@ -43,7 +43,6 @@ def write_shards(tmp, n_images, n_shards, link, seed=0):
                                             bbox=[10.0, 20.0, 30.0, 40.0], area=1200.0, iscrowd=0, birads=4,
                                             birads_raw='BI-RADS 4', pathology=None))
     dirs = []
-    linked = 0
     for k, splits in shards.items():
         d = os.path.join(tmp, f'{k}-of-{n_shards}')
         os.makedirs(os.path.join(d, 'annotations'))
@@ -55,7 +54,6 @@ def write_shards(tmp, n_images, n_shards, link, seed=0):
                     p = os.path.join(d, 'images', im['file_name'])
                     os.makedirs(os.path.dirname(p), exist_ok=True)
                     open(p, 'wb').write(b'x')
-                    linked += 1
         report = dict(dataset='synthetic', classes=[c['name'] for c in cats], options={}, split_options={},
                       release_images=n_images, shard=[k, n_shards], reused_images=0, converted_images=0,
                       skipped_rows=[], skipped_images=[], skipped_files=[], skipped_boxes=[], warnings=[])
