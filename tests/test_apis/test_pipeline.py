@@ -50,7 +50,7 @@ def test_infer_maps_boxes_back_to_the_dicom_grid(demo, tmp_path):
     from mammo_det.apis.inference import infer
     from mammo_det.io.geometry import to_original
     from mammo_det.io.preprocess import preprocess
-    from data_converters.vindr_mammo import write_png
+    from data_converters.core import write_png
 
     out, _ = demo
     plans = [im for im in plan_dataset(100, seed=11, scale=0.15, positive_rate=0.9)
