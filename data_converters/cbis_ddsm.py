@@ -1,6 +1,6 @@
 """CBIS-DDSM (TCIA: the four case-description CSVs + the DICOM download) -> COCO, through the conversion core.
 
-What the release holds and its traps: ``shared/DATASETS.md`` section 1. Handled here:
+What the release holds and its traps: ``docs/datasets.md``. Handled here:
 
 * both TCIA download layouts: "classic" (``<Subject>/<StudyUID>/<SeriesUID>/000000.dcm`` or ``1-1.dcm``) and
   "descriptive" (``CBIS-DDSM/<Subject>/<MM-DD-YYYY-DDSM[-NA]-<5 digits>>/<n-description-<5 digits>>/1-1.dcm``),
@@ -28,8 +28,9 @@ import os
 import re
 from typing import Dict, List, Optional
 
-from . import core
-from .core import ConversionError, ConvertOptions, ImageRecord, MaskBox
+import numpy as np
+
+from .records import ConversionError, ImageRecord, ParseLog, PendingBox, check_id
 
 CSV_NAMES = {
     'mass_case_description_train_set.csv': ('mass', 'train'),
@@ -42,6 +43,7 @@ PATHOLOGY = {'MALIGNANT': 'malignant', 'BENIGN': 'benign', 'BENIGN_WITHOUT_CALLB
 SIDES = {'LEFT': 'L', 'RIGHT': 'R'}
 COLUMNS = ('patient_id', 'left or right breast', 'image view', 'abnormality id', 'abnormality type', 'assessment',
            'pathology', 'image file path', 'cropped image file path', 'ROI mask file path')
+DATASET = 'cbis-ddsm'
 DESCRIPTION = 'CBIS-DDSM converted by mammo-det'
 
 
@@ -90,7 +92,7 @@ def _image_file(folder: str, csv_path: str) -> Optional[str]:
     return None
 
 
-def _rows(path: str, log: core.ParseLog):
+def _rows(path: str, log: ParseLog):
     try:
         fh = open(path, newline='', encoding='utf-8-sig')
     except OSError as exc:
@@ -143,9 +145,9 @@ def _parse(row: dict, kind: str) -> dict:
                 density='ABCD'[int(density) - 1] if density else None)
 
 
-def read_release(root: str, log: Optional[core.ParseLog] = None) -> Dict[str, ImageRecord]:
+def read_release(root: str, log: Optional[ParseLog] = None) -> Dict[str, ImageRecord]:
     """The four CSVs and the download's folders -> one record per mammogram (boxes still to be read from masks)."""
-    log = log or core.ParseLog()
+    log = log or ParseLog()
     folders = subject_folders(root)
     if not folders:
         raise ConversionError(f'{root}: no CBIS-DDSM subject folders (Mass-Training_P_..., Calc-Test_P_...) found')
@@ -164,11 +166,11 @@ def read_release(root: str, log: Optional[core.ParseLog] = None) -> Dict[str, Im
             if source is None:
                 log.row(f'{where}: image {subject} not found under {root}')
                 continue
-            key = core.check_id(f"{row['patient_id']}_{row['left or right breast']}_{p['view']}", 'image')
+            key = check_id(f"{row['patient_id']}_{row['left or right breast']}_{p['view']}", 'image')
             rec = records.get(key)
             if rec is None:
                 rec = records[key] = ImageRecord(
-                    key=key, study_id=row['patient_id'], patient_id=row['patient_id'], source=source,
+                    source_id=key, study_id=row['patient_id'], patient_id=row['patient_id'], source=source,
                     laterality=p['side'], view_position=p['view'], split=split,
                     fields=dict(breast_density=p['density'], subject_ids=[subject],
                                 study_uid=row['image file path'].split('/')[1],
@@ -182,13 +184,46 @@ def read_release(root: str, log: Optional[core.ParseLog] = None) -> Dict[str, Im
             for col in ('cropped image file path', 'ROI mask file path'):
                 roi = folders.get(row[col].split('/')[0])
                 candidates += [f for f in (_dicoms(roi) if roi else []) if f not in candidates]
-            rec.masks.append(MaskBox([CATEGORY[kind]], p['birads'], p['birads_raw'], p['pathology'], candidates,
-                                     f"{where} ({subject} abnormality {row['abnormality id']})"))
+            rec.pending.append(PendingBox([CATEGORY[kind]], p['birads'], p['birads_raw'], p['pathology'], candidates,
+                                          f"{where} ({subject} abnormality {row['abnormality id']})"))
     if not records:
         raise ConversionError(f'{root}: no usable rows')
     return records
 
 
-def convert(root: str, out: str, opts: Optional[ConvertOptions] = None) -> dict:
-    """Converts a CBIS-DDSM download at ``root`` into COCO at ``out``; returns the report (also report.json)."""
-    return core.convert_release(read_release, root, out, opts, 'cbis-ddsm', DESCRIPTION)
+def locate(spec: PendingBox, image) -> tuple:
+    """The core's hook, in the worker: (xyxy of the mask's foreground, None) or (None, reason). The candidate that
+    is binary {0, 255} (or {0, 1}) at the image's size is the mask; a binary candidate of another size is the known
+    CBIS-DDSM trait of a mask that does not fit its image."""
+    import pydicom
+
+    from mammo_det.io import ImageError, read_image
+
+    width, height = image.width, image.height
+    seen_sizes = []
+    for path in spec.sources:
+        try:
+            head = pydicom.dcmread(path, stop_before_pixels=True)
+            rows, cols = int(head.Rows), int(head.Columns)
+        except Exception:  # noqa: BLE001 - a missing or broken candidate is just not the mask
+            continue
+        if (cols, rows) != (width, height):
+            if rows * cols > 0.25 * width * height:  # a crop is small; this looks like a mask of another size
+                seen_sizes.append(f'{cols}x{rows}')
+            continue
+        try:
+            px = read_image(path).pixels
+        except ImageError:
+            continue
+        values = np.unique(px[::7, ::7])
+        if not set(values.tolist()) <= {0, 1, 255}:
+            continue  # the full-size crop of a swapped pair, or an image
+        # The extent from row and column projections: a tenth of the cost of np.nonzero on a full-size mask.
+        ys, xs = np.flatnonzero(px.any(axis=1)), np.flatnonzero(px.any(axis=0))
+        if not len(xs):
+            return None, f'{spec.where}: the mask {path} is empty'
+        return (float(xs[0]), float(ys[0]), float(xs[-1] + 1), float(ys[-1] + 1)), None
+    if seen_sizes:
+        return None, (f'{spec.where}: mask size {", ".join(seen_sizes)} differs from the image\'s {width}x{height} '
+                      '(a known CBIS-DDSM trait; the abnormality is left out)')
+    return None, f'{spec.where}: no mask found among {spec.sources}'

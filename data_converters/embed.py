@@ -1,6 +1,6 @@
 """EMBED (Emory; clinical + metadata tables and DICOMs) -> COCO, through the conversion core.
 
-The layout and its traps: ``shared/DATASETS.md`` section 4. Handled here:
+The layout and its traps: ``docs/datasets.md``. Handled here:
 
 * the tables are found by name (``*EMBED_OpenData_clinical*.csv``, ``*EMBED_OpenData_metadata*.csv``, the full ones
   before ``_reduced``) at the root or in ``tables/``; image paths come from ``anon_dicom_path``, resolved against
@@ -27,11 +27,11 @@ import os
 import re
 from typing import Dict, List, Optional
 
-from . import core
-from .core import Box, ConversionError, ConvertOptions, ImageRecord
+from .records import Box, ConversionError, ImageRecord, ParseLog, check_id
 
 ASSES = {'A': 0, 'N': 1, 'B': 2, 'P': 3, 'S': 4, 'M': 5, 'K': 6}
 MALIGNANT, BENIGN = ('0', '1'), ('4', '5')
+DATASET = 'embed'
 DESCRIPTION = 'EMBED converted by mammo-det'
 
 
@@ -85,8 +85,8 @@ def _categories(f: dict) -> List[str]:
     return cats
 
 
-def read_release(root: str, log: Optional[core.ParseLog] = None) -> Dict[str, ImageRecord]:
-    log = log or core.ParseLog()
+def read_release(root: str, log: Optional[ParseLog] = None) -> Dict[str, ImageRecord]:
+    log = log or ParseLog()
     clinical_path, meta_path = _table(root, 'clinical'), _table(root, 'metadata')
     findings: Dict[tuple, list] = {}
     for line, row in _read(clinical_path, ('empi_anon', 'acc_anon', 'side', 'asses', 'tissueden')):
@@ -117,9 +117,9 @@ def read_release(root: str, log: Optional[core.ParseLog] = None) -> Dict[str, Im
             source = _resolve(bases, row['anon_dicom_path'])
             if source is None:
                 raise ValueError(f"{row['anon_dicom_path']} not found under {root}")
-            key = core.check_id(os.path.splitext(os.path.basename(source))[0], 'SOP instance UID')
-            study = core.check_id(row['acc_anon'], 'acc_anon')
-            patient = core.check_id(row['empi_anon'], 'empi_anon')
+            key = check_id(os.path.splitext(os.path.basename(source))[0], 'SOP instance UID')
+            study = check_id(row['acc_anon'], 'acc_anon')
+            patient = check_id(row['empi_anon'], 'empi_anon')
         except ValueError as exc:
             log.row(f'{where}: {exc}')
             continue
@@ -148,15 +148,10 @@ def read_release(root: str, log: Optional[core.ParseLog] = None) -> Dict[str, Im
         dens = {f['tissueden'] for f in exam if f['tissueden'] in ('1', '2', '3', '4')}
         exam_birads = [ASSES[f['asses']] for f in side if f['asses'] in ASSES]
         records[key] = ImageRecord(
-            key=key, study_id=study, patient_id=patient, source=source, laterality=lat, view_position=view,
+            source_id=key, study_id=study, patient_id=patient, source=source, laterality=lat, view_position=view,
             fields=dict(breast_density='ABCD'[int(min(dens)) - 1] if dens else None,
                         breast_birads=max(exam_birads) if exam_birads else None, acc_anon=study),
             boxes=boxes, first_line=line)
     if not records:
         raise ConversionError(f'{meta_path}: no usable 2D images')
     return records
-
-
-def convert(root: str, out: str, opts: Optional[ConvertOptions] = None) -> dict:
-    """Converts an EMBED release at ``root`` into COCO at ``out``; returns the report (also report.json)."""
-    return core.convert_release(read_release, root, out, opts, 'embed', DESCRIPTION)

@@ -1,6 +1,6 @@
 """INbreast (``AllDICOMs/``, ``AllXML/`` plists, ``INbreast.csv``) -> COCO, through the conversion core.
 
-The layout and its traps: ``shared/DATASETS.md`` section 2. Handled here:
+The layout and its traps: ``docs/datasets.md``. Handled here:
 
 * DICOMs named ``<FileName>_<patient hex>_MG_<L|R>_<CC|ML>_ANON.dcm`` (``ML`` in names, ``MLO`` in the CSV);
   ``INbreast.csv`` is ``;``-separated, its cells stripped, ``Bi-Rads`` read as text (4a, 4b, 4c);
@@ -27,8 +27,7 @@ import plistlib
 import re
 from typing import Dict, List, Optional
 
-from . import core
-from .core import Box, ConversionError, ConvertOptions, ImageRecord
+from .records import Box, ConversionError, ImageRecord, ParseLog, check_id
 
 SINGLE_POINT_MM = 1.0
 DEFAULT_SPACING_MM = 0.07  # INbreast's detector pixel
@@ -38,6 +37,7 @@ NAMES = {'mass': 'Mass', 'calcification': 'Suspicious Calcification', 'calcifica
          'distortion': 'Architectural Distortion', 'spiculated region': 'Architectural Distortion',
          'espiculated region': 'Architectural Distortion', 'asymmetry': 'Asymmetry', 'assymetry': 'Asymmetry'}
 FILE_RE = re.compile(r'^(\d+)_([0-9A-Za-z]+)_MG_([LR])_(CC|MLO?)_ANON\.dcm$', re.IGNORECASE)
+DATASET = 'inbreast'
 DESCRIPTION = 'INbreast converted by mammo-det'
 
 
@@ -124,10 +124,10 @@ def read_rois(xml_path: str, width: int, height: int, spacing: float, birads: Op
     return boxes
 
 
-def read_release(root: str, log: Optional[core.ParseLog] = None) -> Dict[str, ImageRecord]:
+def read_release(root: str, log: Optional[ParseLog] = None) -> Dict[str, ImageRecord]:
     import pydicom
 
-    log = log or core.ParseLog()
+    log = log or ParseLog()
     dicoms = {}
     for f in sorted(glob.glob(os.path.join(root, 'AllDICOMs', '*.dcm'))):
         m = FILE_RE.match(os.path.basename(f))
@@ -152,8 +152,8 @@ def read_release(root: str, log: Optional[core.ParseLog] = None) -> Dict[str, Im
             acr = row['ACR']
             if acr and acr not in '1234':
                 raise ValueError(f'ACR {acr!r} is not 1-4')
-            core.check_id(name, 'File Name')
-            patient = core.check_id(m.group(2), 'patient id')
+            check_id(name, 'File Name')
+            patient = check_id(m.group(2), 'patient id')
             head = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=['Rows', 'Columns', 'PixelSpacing'])
             width, height = int(head.Columns), int(head.Rows)
             spacing = float(head.PixelSpacing[0]) if head.get('PixelSpacing') else DEFAULT_SPACING_MM
@@ -163,7 +163,7 @@ def read_release(root: str, log: Optional[core.ParseLog] = None) -> Dict[str, Im
         xml = os.path.join(root, 'AllXML', f'{name}.xml')
         boxes = read_rois(xml, width, height, spacing, birads, row['Bi-Rads'], log.boxes, log.warnings) \
             if os.path.exists(xml) else []
-        records[name] = ImageRecord(key=name, study_id=patient, patient_id=patient, source=f, laterality=lat,
+        records[name] = ImageRecord(source_id=name, study_id=patient, patient_id=patient, source=f, laterality=lat,
                                     view_position=view, width=width, height=height,
                                     fields=dict(breast_birads=breast_birads, birads_raw=row['Bi-Rads'],
                                                 breast_density='ABCD'[int(acr) - 1] if acr else None,
@@ -172,8 +172,3 @@ def read_release(root: str, log: Optional[core.ParseLog] = None) -> Dict[str, Im
     if not records:
         raise ConversionError(f'{root}: no usable rows')
     return records
-
-
-def convert(root: str, out: str, opts: Optional[ConvertOptions] = None) -> dict:
-    """Converts an INbreast release at ``root`` into COCO at ``out``; returns the report (also report.json)."""
-    return core.convert_release(read_release, root, out, opts, 'inbreast', DESCRIPTION)

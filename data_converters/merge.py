@@ -15,9 +15,9 @@ from typing import List, Sequence
 
 from mammo_det.fileio import atomic_path, write_json
 
-from .core import ConversionError, image_sort_key, split_counts
+from .coco import SPLITS, image_sort_key, split_counts
+from .records import ConversionError
 
-SPLITS = ('train', 'val', 'test')
 MUST_AGREE = ('dataset', 'classes', 'options', 'split_options', 'release_images')
 
 

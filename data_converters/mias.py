@@ -1,6 +1,6 @@
 """mini-MIAS (``mdbNNN.pgm`` + ``Info.txt``) -> COCO, through the conversion core.
 
-The layout and its traps: ``shared/DATASETS.md`` section 3. Handled here:
+The layout and its traps: ``docs/datasets.md``. Handled here:
 
 * ``Info.txt`` (or ``info.txt``): only lines starting ``mdb`` are rows; a row has 3 tokens (``NORM``), 4 (class and
   severity, no position) or 7 (with centre x, y and radius); tokens 5-7 count only when they are integers; a film
@@ -21,14 +21,14 @@ import os
 import re
 from typing import Dict, Optional
 
-from . import core
-from .core import Box, ConversionError, ConvertOptions, ImageRecord
+from .records import Box, ConversionError, ImageRecord, ParseLog
 
 SIZE = 1024  # every mini-MIAS film; Info.txt's coordinates are in this frame
 CATEGORY = {'CALC': 'Suspicious Calcification', 'CIRC': 'Mass', 'SPIC': 'Mass', 'MISC': 'Mass',
             'ARCH': 'Architectural Distortion', 'ASYM': 'Asymmetry'}
 TISSUE = {'F': 'fatty', 'G': 'fatty-glandular', 'D': 'dense-glandular'}
 SEVERITY = {'B': 'benign', 'M': 'malignant'}
+DATASET = 'mias'
 DESCRIPTION = 'mini-MIAS converted by mammo-det'
 
 
@@ -47,8 +47,8 @@ def _image_path(root: str, ref: str) -> Optional[str]:
     return None
 
 
-def read_release(root: str, log: Optional[core.ParseLog] = None) -> Dict[str, ImageRecord]:
-    log = log or core.ParseLog()
+def read_release(root: str, log: Optional[ParseLog] = None) -> Dict[str, ImageRecord]:
+    log = log or ParseLog()
     path = _info_path(root)
     rows: Dict[str, list] = {}
     with open(path, encoding='latin-1') as fh:
@@ -95,13 +95,8 @@ def read_release(root: str, log: Optional[core.ParseLog] = None) -> Dict[str, Im
             boxes.append(Box([CATEGORY[tokens[2]]], None, (float(x0), float(y0), float(x1), float(y1)), line_no,
                              birads_raw=None, pathology=SEVERITY[tokens[3]]))
         patient = f'mias{(n + 1) // 2:03d}'
-        records[ref] = ImageRecord(key=ref, study_id=patient, patient_id=patient, source=source,
+        records[ref] = ImageRecord(source_id=ref, study_id=patient, patient_id=patient, source=source,
                                    laterality='L' if n % 2 == 0 else 'R', view_position='MLO', width=SIZE,
                                    height=SIZE, fields=dict(tissue=TISSUE[entries[0][1][1]]), boxes=boxes,
                                    first_line=first)
     return records
-
-
-def convert(root: str, out: str, opts: Optional[ConvertOptions] = None) -> dict:
-    """Converts a mini-MIAS release at ``root`` into COCO at ``out``; returns the report (also report.json)."""
-    return core.convert_release(read_release, root, out, opts, 'mias', DESCRIPTION)

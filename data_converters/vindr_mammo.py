@@ -1,17 +1,10 @@
-"""VinDr-Mammo (DICOMs + CSVs) -> COCO: the library behind ``mammo-det convert``.
+"""VinDr-Mammo (DICOMs + CSVs) -> records for the conversion core (``mammo-det convert --format vindr``).
 
-Output::
-
-    OUT/images/<study_id>/<image_id>.png
-    OUT/annotations/instances_{train,val,test}.json
-    OUT/report.json
-
-One COCO annotation per (box, label); boxes clipped to the image, then mapped through the recorded crop and
-resize. Every image is kept, with or without findings. ``test`` is the official test split; ``val`` is a
-study-level stratified share of the official training split.
-
-A rerun after a crash or a kill resumes: each finished image is appended to ``OUT/.journal.jsonl`` after its
-PNG is in place, so a rerun with the same options redoes only what is missing and writes the same JSON.
+The layout: ``finding_annotations.csv`` (one row per box, or one 'No Finding' row per image) and
+``images/<study_id>/<image_id>.dicom`` (``docs/datasets.md``). One record per image, with every row's box; ids
+are validated (32 lowercase hex digits, as the release has them). The study is the patient: VinDr-Mammo has no
+patient ids, and its studies are what its official split and our validation split keep together. ``test`` is the
+official test split; ``val`` is a study-level stratified share of the official training split.
 """
 from __future__ import annotations
 
@@ -20,37 +13,20 @@ import csv
 import math
 import os
 import re
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 from mammo_det.vocab import (BIRADS_VALUES, BREAST_BIRADS_VALUES, DENSITIES, FINDING_CATEGORIES, LATERALITIES,
                              NO_FINDING, VIEWS)
 
-from . import core
-from .core import Box, ConversionError, ConvertOptions
+from .records import Box, ConversionError, ImageRecord, ParseLog
 
+DATASET = 'vindr-mammo'
+DESCRIPTION = 'VinDr-Mammo converted by mammo-det'
 ID_RE = re.compile(r'^[0-9a-f]{32}$')
 REQUIRED = ('study_id', 'series_id', 'image_id', 'laterality', 'view_position', 'height', 'width',
             'breast_birads', 'breast_density', 'finding_categories', 'finding_birads',
             'xmin', 'ymin', 'xmax', 'ymax', 'split')
 SPLITS = {'training': 'train', 'test': 'test'}
-DESCRIPTION = 'VinDr-Mammo converted by mammo-det'
-
-
-@dataclass
-class ImageRecord:
-    study_id: str
-    series_id: str
-    image_id: str
-    laterality: str
-    view_position: str
-    height: int
-    width: int
-    breast_birads: int
-    breast_density: str
-    split: str
-    first_line: int
-    boxes: List[Box] = field(default_factory=list)
 
 
 def _parse_birads(text: str, allowed: Sequence[int], field_name: str) -> Optional[int]:
@@ -63,8 +39,8 @@ def _parse_birads(text: str, allowed: Sequence[int], field_name: str) -> Optiona
     return int(m.group(1))
 
 
-def _parse_row(row: dict) -> tuple:
-    """(image fields, Box or None) of one CSV row; ValueError with the field name when a value is wrong."""
+def _image_info(row: dict) -> dict:
+    """The image's fields of one row (every row of an image repeats them); ValueError naming a bad field."""
     for key in ('study_id', 'series_id', 'image_id'):
         if not ID_RE.match(row[key] or ''):
             raise ValueError(f'{key} {row[key]!r} is not a 32-character lowercase hex id')
@@ -88,27 +64,36 @@ def _parse_row(row: dict) -> tuple:
     split = row['split'].strip()
     if split not in SPLITS:
         raise ValueError(f"split {split!r} is not 'training' or 'test'")
+    return dict(study_id=row['study_id'], series_id=row['series_id'], image_id=row['image_id'], laterality=lat,
+                view_position=view, height=height, width=width, breast_birads=breast_birads,
+                breast_density=dens.group(1), split=split)
+
+
+def _categories(text: str) -> List[str]:
+    """The Python-list text of ``finding_categories`` (read with ``ast.literal_eval``, never ``eval``)."""
     try:
-        cats = ast.literal_eval(row['finding_categories'].strip())  # the Python-list text of the release
+        cats = ast.literal_eval(text.strip())
     except (ValueError, SyntaxError):
-        raise ValueError(f"finding_categories {row['finding_categories']!r} is not a list text") from None
+        raise ValueError(f'finding_categories {text!r} is not a list text') from None
     if isinstance(cats, str):
         cats = [cats]
     if not isinstance(cats, (list, tuple)) or not cats or not all(isinstance(c, str) for c in cats):
-        raise ValueError(f"finding_categories {row['finding_categories']!r} is not a non-empty list of names")
+        raise ValueError(f'finding_categories {text!r} is not a non-empty list of names')
     unknown = [c for c in cats if c not in FINDING_CATEGORIES and c != NO_FINDING]
     if unknown:
         raise ValueError(f'unknown finding categor{"y" if len(unknown) == 1 else "ies"} {unknown}')
-    info = dict(study_id=row['study_id'], series_id=row['series_id'], image_id=row['image_id'],
-                laterality=lat, view_position=view, height=height, width=width, breast_birads=breast_birads,
-                breast_density=dens.group(1), split=split)
+    return list(cats)
+
+
+def _box(row: dict, cats: List[str], width: int, height: int) -> Optional[Box]:
+    """The row's box (None for a No Finding row), clipped to the image."""
     coords = [row[k].strip() for k in ('xmin', 'ymin', 'xmax', 'ymax')]
     if NO_FINDING in cats:
         if len(cats) > 1:
             raise ValueError(f'finding_categories {cats} mixes No Finding with findings')
         if any(coords):
             raise ValueError('a No Finding row has box coordinates')
-        return info, None
+        return None
     try:
         x0, y0, x1, y1 = (float(c) for c in coords)
     except ValueError:
@@ -124,18 +109,32 @@ def _parse_row(row: dict) -> tuple:
         raise ValueError(f'box {coords} lies outside the {width}x{height} image')
     birads = _parse_birads(row['finding_birads'], BIRADS_VALUES, 'finding_birads')
     raw = row['finding_birads'].strip() or None
-    return info, Box(list(dict.fromkeys(cats)), birads, (cx0, cy0, cx1, cy1), 0, birads_raw=raw)
+    return Box(list(dict.fromkeys(cats)), birads, (cx0, cy0, cx1, cy1), 0, birads_raw=raw)
 
 
-def read_findings(path: str, on_error: str = 'fail', skipped: Optional[list] = None) -> Dict[str, ImageRecord]:
-    """Parses ``finding_annotations.csv`` into one record per image, validating every field.
+def _record(info: dict, root: str, line: int) -> ImageRecord:
+    study, image = info['study_id'], info['image_id']
+    return ImageRecord(source_id=image, study_id=study, patient_id=study,
+                       source=os.path.join(root, 'images', study, f'{image}.dicom'), laterality=info['laterality'],
+                       view_position=info['view_position'], split=SPLITS[info['split']], width=info['width'],
+                       height=info['height'], fields=dict(series_id=info['series_id'],
+                                                          breast_birads=info['breast_birads'],
+                                                          breast_density=info['breast_density']),
+                       first_line=line)
+
+
+def read_findings(path: str, log: Optional[ParseLog] = None) -> Dict[str, ImageRecord]:
+    """Parses ``finding_annotations.csv`` into one record per image (images under the CSV's folder), validating
+    every field.
 
     Raises:
-        ConversionError: naming the file, the line and the field (``on_error='fail'``); with ``'skip'`` the
-            row is left out and the message appended to ``skipped``.
+        ConversionError: naming the file, the line and the field (``log.on_error='fail'``); with ``'skip'`` the
+            row is left out and the message appended to ``log.rows``.
     """
-    skipped = [] if skipped is None else skipped
-    images: Dict[str, ImageRecord] = {}
+    log = log or ParseLog()
+    root = os.path.dirname(path)
+    records: Dict[str, ImageRecord] = {}
+    infos: Dict[str, dict] = {}
     try:
         fh = open(path, newline='', encoding='utf-8-sig')
     except OSError as exc:
@@ -149,50 +148,29 @@ def read_findings(path: str, on_error: str = 'fail', skipped: Optional[list] = N
             line = reader.line_num
             where = f'{path} line {line}'
             if None in row or any(row[c] is None for c in REQUIRED):
-                core.fail_or_skip(f'{where}: wrong number of fields', on_error, skipped)
+                log.row(f'{where}: wrong number of fields')
                 continue
             try:
-                info, box = _parse_row(row)
+                info = _image_info(row)
+                box = _box(row, _categories(row['finding_categories']), info['width'], info['height'])
             except ValueError as exc:
-                core.fail_or_skip(f'{where}: {exc}', on_error, skipped)
+                log.row(f'{where}: {exc}')
                 continue
-            rec = images.get(info['image_id'])
-            if rec is None:
-                rec = images[info['image_id']] = ImageRecord(**info, first_line=line)
+            image = info['image_id']
+            if image not in records:
+                records[image], infos[image] = _record(info, root, line), info
             else:
-                clash = [k for k, v in info.items() if getattr(rec, k) != v]
+                clash = [k for k, v in info.items() if infos[image][k] != v]
                 if clash:
-                    core.fail_or_skip(f'{where}: {clash} differ from line {rec.first_line} of the same image',
-                                  on_error, skipped)
+                    log.row(f'{where}: {clash} differ from line {records[image].first_line} of the same image')
                     continue
             if box is not None:
                 box.line = line
-                rec.boxes.append(box)
-    if not images:
+                records[image].boxes.append(box)
+    if not records:
         raise ConversionError(f'{path}: no usable rows')
-    return images
+    return records
 
 
-def to_records(root: str, images: Dict[str, ImageRecord]) -> Dict[str, core.ImageRecord]:
-    """The parsed release as the conversion core's records (the study is the patient: VinDr-Mammo has no patient
-    ids, and its studies are what its official split and our validation split keep together)."""
-    return {i: core.ImageRecord(
-        key=i, study_id=r.study_id, patient_id=r.study_id,
-        source=os.path.join(root, 'images', r.study_id, f'{i}.dicom'), laterality=r.laterality,
-        view_position=r.view_position, split=SPLITS[r.split], width=r.width, height=r.height,
-        fields=dict(series_id=r.series_id, breast_birads=r.breast_birads, breast_density=r.breast_density),
-        boxes=r.boxes, first_line=r.first_line) for i, r in images.items()}
-
-
-def read_release(root: str, log: Optional[core.ParseLog] = None) -> Dict[str, core.ImageRecord]:
-    log = log or core.ParseLog()
-    return to_records(root, read_findings(os.path.join(root, 'finding_annotations.csv'), log.on_error, log.rows))
-
-
-def convert(root: str, out: str, opts: Optional[ConvertOptions] = None) -> dict:
-    """Converts a VinDr-Mammo release at ``root`` into COCO at ``out``; returns the report (also report.json).
-
-    Raises:
-        ConversionError: bad CSV row, unknown category, bad id, missing or corrupt DICOM (``on_error='fail'``).
-    """
-    return core.convert_release(read_release, root, out, opts, 'vindr-mammo', DESCRIPTION)
+def read_release(root: str, log: Optional[ParseLog] = None) -> Dict[str, ImageRecord]:
+    return read_findings(os.path.join(root, 'finding_annotations.csv'), log)

@@ -1,5 +1,11 @@
-"""``mammo-det`` command line. Imports lazily: ``--help``, ``synth``, ``convert``, ``evaluate`` and ``weights`` start
-without torch or mmdet; ``train`` and ``test`` share their options with ``tools/train.py`` and ``tools/test.py``."""
+"""``mammo-det`` command line. Imports lazily: ``--help``, ``synth``, ``convert``, ``evaluate`` and ``weights``
+start without torch or mmdet; ``train`` and ``test`` share their options with ``tools/train.py`` and
+``tools/test.py``.
+
+Each command is a pair beside each other: ``_<name>_args(parser)`` adds its options and ``_<name>(args)`` runs it.
+Errors a user can act on (:class:`mammo_det.errors.UserError`) end in one place, :func:`main`: their message and
+exit status 2.
+"""
 from __future__ import annotations
 
 import argparse
@@ -8,20 +14,46 @@ import shlex
 import sys
 from typing import List, Optional
 
+from data_converters.formats import FORMATS  # names only: importing it loads no converter
+
+
+def _floats(text: str) -> list:
+    try:
+        return [float(v) for v in text.split(',') if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected comma-separated numbers, got {text!r}') from None
+
+
+def _names(text: str) -> list:
+    return [v.strip() for v in text.split(',') if v.strip()]
+
+
+# --- synth ---------------------------------------------------------------------------------------------------------
+
+def _synth_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument('root')
+    p.add_argument('--format', choices=tuple(FORMATS), default='vindr')
+    p.add_argument('--studies', type=int, default=20, help='studies (VinDr), patients, or films (mini-MIAS)')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--scale', type=float, help='image size factor (VinDr default 1.0: real 3518x2800 etc.; others '
+                                               'small by default; mini-MIAS is always 1024 x 1024)')
+    p.add_argument('--positive-rate', type=float, default=0.3, help='share of breasts with BI-RADS 3-5')
+    p.add_argument('--workers', type=int, default=1)
+
 
 def _synth(args) -> int:
     if args.format != 'vindr':
-        from data_converters.synth_public import write_release
+        from data_converters.synth import write_release
         from mammo_det.fileio import write_json
 
         truth = write_release(args.root, args.format, seed=args.seed, scale=args.scale, size=args.studies)
         write_json(os.path.join(args.root, 'synth_truth.json'), truth, indent=1)
         boxes = sum(len(im['boxes']) for im in truth['images'].values())
         print(f"wrote a synthetic {args.format} release to {args.root}: {len(truth['images'])} images kept by the "
-              f"converter ({boxes} boxes), {len(truth['expected_skips'])} planted faults it must report "
-              '(synth_truth.json)')
+              f"converter ({boxes} boxes), {len(truth['traps'])} kinds of trap planted, "
+              f"{len(truth['expected_skips'])} items the converter must leave out and report (synth_truth.json)")
         return 0
-    from data_converters.synth import write_dataset
+    from data_converters.synth.vindr import write_dataset
 
     images = write_dataset(args.root, studies=args.studies, seed=args.seed, scale=args.scale or 1.0,
                            workers=args.workers, positive_rate=args.positive_rate)
@@ -30,21 +62,41 @@ def _synth(args) -> int:
     return 0
 
 
-def _convert(args) -> int:
-    from data_converters.core import ConversionError, ConvertOptions, parse_shard
-    from data_converters.formats import convert
+# --- convert, merge ------------------------------------------------------------------------------------------------
 
-    try:
-        opts = ConvertOptions(max_size=args.max_size or None, bit_depth=args.bit_depth, crop=args.crop, voi=args.voi,
-                              window_index=args.window_index, val_fraction=args.val_fraction,
-                              test_fraction=args.test_fraction, seed=args.seed,
-                              classes=args.classes.split(',') if args.classes else None, workers=args.workers,
-                              on_error=args.on_error, shard=parse_shard(args.shard) if args.shard else None)
-        report = convert(args.root, args.out, opts, args.format)
-    except (ConversionError, ValueError) as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 2
-    _print_report(report, args.out)
+def _convert_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument('root', help='the release folder')
+    p.add_argument('out')
+    p.add_argument('--format', choices=tuple(FORMATS), help='the release layout (default: detected from its files)')
+    p.add_argument('--max-size', type=int, default=2048, help='longest output side (0: keep the size)')
+    p.add_argument('--bit-depth', type=int, choices=(8, 16), default=8)
+    p.add_argument('--crop', action=argparse.BooleanOptionalAction, default=True,
+                   help='crop to the breast (never cutting a box)')
+    p.add_argument('--voi', choices=('auto', 'window', 'lut', 'percentile', 'minmax'), default='auto',
+                   help='display transform; auto: first window, else first VOI LUT, else percentiles')
+    p.add_argument('--window-index', type=int, default=0, help='which window / VOI LUT')
+    p.add_argument('--val-fraction', type=float, default=0.1, help='share of patients for validation')
+    p.add_argument('--test-fraction', type=float, default=0.2,
+                   help='share of patients for test, where the release has no official test split')
+    p.add_argument('--seed', type=int, default=0, help='seed of the splits')
+    p.add_argument('--classes', help='comma-separated subset, e.g. mass,calcification')
+    p.add_argument('--workers', type=int, default=0, help='processes (0: all cores)')
+    p.add_argument('--on-error', choices=('fail', 'skip'), default='fail')
+    p.add_argument('--shard', metavar='K/N', help='convert only shard K of N (by a hash of the study id); join the '
+                                                  'N outputs with mammo-det merge')
+
+
+def _convert(args) -> int:
+    from data_converters.core import ConvertOptions
+    from data_converters.formats import convert
+    from data_converters.splits import parse_shard
+
+    opts = ConvertOptions(max_size=args.max_size or None, bit_depth=args.bit_depth, crop=args.crop, voi=args.voi,
+                          window_index=args.window_index, val_fraction=args.val_fraction,
+                          test_fraction=args.test_fraction, seed=args.seed,
+                          classes=args.classes.split(',') if args.classes else None, workers=args.workers,
+                          on_error=args.on_error, shard=parse_shard(args.shard) if args.shard else None)
+    _print_report(convert(args.root, args.out, opts, args.format), args.out)
     return 0
 
 
@@ -59,81 +111,19 @@ def _print_report(report: dict, out: str) -> None:
     print(f"done in {report['seconds']} s ({report['reused_images']} images reused from an earlier run)")
 
 
+def _merge_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument('out')
+    p.add_argument('shards', nargs='+', help='the N shard output folders')
+
+
 def _merge(args) -> int:
-    from data_converters.core import ConversionError
     from data_converters.merge import merge
 
-    try:
-        report = merge(args.out, args.shards)
-    except ConversionError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 2
-    _print_report(report, args.out)
+    _print_report(merge(args.out, args.shards), args.out)
     return 0
 
 
-def _load_eval_inputs(gt_path: str, pred_paths) -> tuple:
-    from mammo_det.evaluation import load_json, validate_detections
-    from mammo_det.evaluation.metrics import validate_gt
-
-    gt = load_json(gt_path, 'ground truth')
-    validate_gt(gt, gt_path)
-    return gt, [validate_detections(load_json(p, 'detections'), gt, p) for p in pred_paths]
-
-
-def _protocol(args) -> dict:
-    return dict(froc_iou=args.froc_iou, hit=args.hit, images=args.images, iou_thrs=args.iou_thrs)
-
-
-def _evaluate(args) -> int:
-    from mammo_det.evaluation import EvaluationInputError, evaluate, format_table
-    from mammo_det.evaluation.report import write_outputs
-
-    try:
-        gt, (dets,) = _load_eval_inputs(args.gt, [args.pred])
-        metrics = evaluate(gt, dets, curves=True, by=args.by, bootstrap=args.bootstrap, ci=args.ci, seed=args.seed,
-                           **_protocol(args))
-    except EvaluationInputError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 2
-    print(format_table(metrics))
-    paths = write_outputs(metrics, args.out)
-    print(f"wrote {', '.join(sorted(os.path.basename(p) for p in paths.values()))} to {args.out}")
-    return 0
-
-
-def _compare(args) -> int:
-    from mammo_det.evaluation import EvaluationInputError
-    from mammo_det.evaluation.metrics import compare
-    from mammo_det.evaluation.report import comparison_markdown, write_comparison
-
-    names = args.names or [os.path.splitext(os.path.basename(p))[0] for p in args.preds]
-    if not args.names and len(set(names)) < len(names):  # same file names in different folders
-        names = [f'{k}:{n}' for k, n in enumerate(names, 1)]
-    try:
-        if len(names) != len(args.preds):
-            raise EvaluationInputError(f'{len(names)} --names for {len(args.preds)} prediction files')
-        gt, preds = _load_eval_inputs(args.gt, args.preds)
-        result = compare(gt, preds, names, bootstrap=args.bootstrap, ci=args.ci, seed=args.seed, **_protocol(args))
-    except EvaluationInputError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 2
-    print(comparison_markdown(result))
-    write_comparison(result, args.out)
-    print(f'wrote comparison.json, comparison.md, comparison.png to {args.out}')
-    return 0
-
-
-def _floats(text: str) -> list:
-    try:
-        return [float(v) for v in text.split(',') if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected comma-separated numbers, got {text!r}') from None
-
-
-def _names(text: str) -> list:
-    return [v.strip() for v in text.split(',') if v.strip()]
-
+# --- evaluate, compare ---------------------------------------------------------------------------------------------
 
 def add_protocol_args(p: argparse.ArgumentParser, bootstrap: int) -> None:
     """The evaluation protocol and bootstrap options of ``evaluate``, ``compare`` and ``benchmark``."""
@@ -150,6 +140,67 @@ def add_protocol_args(p: argparse.ArgumentParser, bootstrap: int) -> None:
     p.add_argument('--seed', type=int, default=0, help='seed of the resamples')
 
 
+def _protocol(args) -> dict:
+    return dict(froc_iou=args.froc_iou, hit=args.hit, images=args.images, iou_thrs=args.iou_thrs)
+
+
+def _load_eval_inputs(gt_path: str, pred_paths) -> tuple:
+    from mammo_det.evaluation import load_json, validate_detections, validate_gt
+
+    gt = load_json(gt_path, 'ground truth')
+    validate_gt(gt, gt_path)
+    return gt, [validate_detections(load_json(p, 'detections'), gt, p) for p in pred_paths]
+
+
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument('gt', help='COCO ground truth JSON (instances_*.json)')
+    p.add_argument('pred', help='COCO results JSON (list of detections)')
+    p.add_argument('--out', required=True)
+    add_protocol_args(p, bootstrap=0)
+    p.add_argument('--by', type=_names, default=[], metavar='KEY[,KEY...]',
+                   help='subgroups: density, view, laterality, vendor (every metric per value)')
+
+
+def _evaluate(args) -> int:
+    from mammo_det.evaluation import evaluate
+    from mammo_det.evaluation.report import format_table, write_outputs
+
+    gt, (dets,) = _load_eval_inputs(args.gt, [args.pred])
+    metrics = evaluate(gt, dets, curves=True, by=args.by, bootstrap=args.bootstrap, ci=args.ci, seed=args.seed,
+                       **_protocol(args))
+    print(format_table(metrics))
+    paths = write_outputs(metrics, args.out)
+    print(f"wrote {', '.join(sorted(os.path.basename(p) for p in paths.values()))} to {args.out}")
+    return 0
+
+
+def _compare_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument('gt', help='COCO ground truth JSON')
+    p.add_argument('preds', nargs='+', help='COCO results JSON per model; the first is the reference')
+    p.add_argument('--names', nargs='+', help='one name per model (default: the file names)')
+    p.add_argument('--out', required=True)
+    add_protocol_args(p, bootstrap=1000)
+
+
+def _compare(args) -> int:
+    from mammo_det.evaluation import EvaluationInputError, compare
+    from mammo_det.evaluation.report import comparison_markdown, write_comparison
+
+    names = args.names or [os.path.splitext(os.path.basename(p))[0] for p in args.preds]
+    if not args.names and len(set(names)) < len(names):  # same file names in different folders
+        names = [f'{k}:{n}' for k, n in enumerate(names, 1)]
+    if len(names) != len(args.preds):
+        raise EvaluationInputError(f'{len(names)} --names for {len(args.preds)} prediction files')
+    gt, preds = _load_eval_inputs(args.gt, args.preds)
+    result = compare(gt, preds, names, bootstrap=args.bootstrap, ci=args.ci, seed=args.seed, **_protocol(args))
+    print(comparison_markdown(result))
+    write_comparison(result, args.out)
+    print(f'wrote comparison.json, comparison.md, comparison.png to {args.out}')
+    return 0
+
+
+# --- train, test, weights, infer, demo -----------------------------------------------------------------------------
+
 def _train(args) -> int:
     from mammo_det.apis.runner import run_from_args
 
@@ -164,17 +215,19 @@ def _test(args) -> int:
     return 0
 
 
+def _weights_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument('configs', nargs='+')
+    p.add_argument('--cache-dir', help='fill DIR/hub/checkpoints (then TORCH_HOME=DIR); default: the torch hub '
+                                       'cache, $TORCH_HOME/hub/checkpoints')
+
+
 def _weights(args) -> int:
     from mmengine.config import Config
 
-    from mammo_det.apis.weights import WeightsError, config_checkpoints, fetch, hub_checkpoint_dir
+    from mammo_det.apis.weights import config_checkpoints, fetch, hub_checkpoint_dir
 
-    try:
-        urls = list(dict.fromkeys(u for c in args.configs for u in config_checkpoints(Config.fromfile(c))))
-        done = fetch(urls, args.cache_dir)
-    except WeightsError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 2
+    urls = list(dict.fromkeys(u for c in args.configs for u in config_checkpoints(Config.fromfile(c))))
+    done = fetch(urls, args.cache_dir)
     for d in done:
         print(f"{d['status']:10s} {d['path']}  <- {d['url']}")
     print(f'{len(done)} checkpoint(s) in {hub_checkpoint_dir(args.cache_dir)}'
@@ -182,25 +235,43 @@ def _weights(args) -> int:
     return 0
 
 
+def _infer_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument('config')
+    p.add_argument('checkpoint')
+    p.add_argument('inputs', nargs='+', help='files or folders (searched recursively for .dicom/.dcm/.png)')
+    p.add_argument('--out', required=True)
+    p.add_argument('--batch-size', type=int, default=4)
+    p.add_argument('--score-thr', type=float, default=0.05)
+    p.add_argument('--thresholds', metavar='METRICS_JSON',
+                   help="per-class thresholds: the operating points of an evaluation's metrics.json (replace "
+                        '--score-thr)')
+    p.add_argument('--fppi', type=float, help='which operating point of --thresholds (default 0.5)')
+    p.add_argument('--workers', type=int, default=2, help='processes that decode and preprocess (0: none)')
+    p.add_argument('--device', help='cpu, cuda:0 ... (default: cuda when available)')
+
+
 def _infer(args) -> int:
     from mammo_det.apis.inference import ThresholdError, infer
 
     if args.fppi is not None and args.thresholds is None:
-        print('error: --fppi chooses an operating point of --thresholds METRICS_JSON', file=sys.stderr)
-        return 2
-    try:
-        res = infer(args.config, args.checkpoint, args.inputs, args.out, device=args.device,
-                    batch_size=args.batch_size, score_thr=args.score_thr, workers=args.workers,
-                    thresholds=args.thresholds, fppi=args.fppi)
-    except ThresholdError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 2
+        raise ThresholdError('--fppi chooses an operating point of --thresholds METRICS_JSON')
+    res = infer(args.config, args.checkpoint, args.inputs, args.out, device=args.device,
+                batch_size=args.batch_size, score_thr=args.score_thr, workers=args.workers,
+                thresholds=args.thresholds, fppi=args.fppi)
     for e in res['errors']:
         print(f"skipped {e['error']}", file=sys.stderr)
     n = sum(len(p['detections']) for p in res['predictions'])
     print(f"{len(res['predictions'])} images, {n} detections -> {os.path.join(args.out, 'predictions.json')}"
           + (f"; {len(res['errors'])} unreadable (errors.json)" if res['errors'] else ''))
     return 0
+
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument('--out', default='work_dirs/demo')
+    p.add_argument('--studies', type=int, default=60)
+    p.add_argument('--scale', type=float, default=0.15)
+    p.add_argument('--epochs', type=int, default=12)
+    p.add_argument('--seed', type=int, default=0)
 
 
 def _demo(args) -> int:
@@ -210,161 +281,101 @@ def _demo(args) -> int:
     return 0
 
 
+# --- benchmark -----------------------------------------------------------------------------------------------------
+
+def _benchmark_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument('configs', nargs='*', help='configs; the first is the reference of the paired differences')
+    p.add_argument('--data', help='a folder written by convert')
+    p.add_argument('--work-dir')
+    p.add_argument('--checkpoints', nargs='+', help='test these instead of training (one per config)')
+    p.add_argument('--cfg-options', nargs='+')
+    p.add_argument('--bootstrap', type=int, default=1000, metavar='N', help='study resamples (0: no intervals)')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--ci', type=float, default=0.95)
+    p.add_argument('--launcher', choices=('none', 'slurm'), default='none',
+                   help='slurm: one sbatch job per config (tools/slurm_train.sh, slurm_test.sh), then --collect')
+    p.add_argument('--partition', help='Slurm partition')
+    p.add_argument('--gpus', type=int, default=8, help='GPUs per job')
+    p.add_argument('--gpus-per-node', type=int, default=8)
+    p.add_argument('--cpus-per-task', type=int, default=5)
+    p.add_argument('--time', default='24:00:00', help='Slurm time limit per job')
+    p.add_argument('--sbatch-args', default='', metavar='"OPTS"',
+                   help='more sbatch options in one string, e.g. "--account=lab --qos=high"')
+    p.add_argument('--collect', metavar='WORK_DIR', help='the leaderboard of the finished jobs of a benchmark')
+
+
 def _benchmark(args) -> int:
     from mammo_det.apis.benchmark import BenchmarkError, SlurmOptions, benchmark, collect, submit_slurm
     from mammo_det.apis.runner import parse_cfg_options
 
-    try:
-        if args.collect:
-            rows, missing = collect(args.collect, bootstrap=args.bootstrap, seed=args.seed, ci=args.ci)
-            print(open(os.path.join(args.collect, 'leaderboard.md')).read())
-            print(f'{len(rows)} configs -> {args.collect}/leaderboard.{{md,csv,png}}'
-                  + (f"; not finished: {', '.join(missing)}" if missing else ''))
-            return 0
-        if not args.configs or not args.data or not args.work_dir:
-            raise BenchmarkError('give CONFIG... --data DIR --work-dir DIR (or --collect WORK_DIR)')
-        cfg_options = parse_cfg_options(args.cfg_options)
-        if args.launcher == 'slurm':
-            if not args.partition:
-                raise BenchmarkError('--launcher slurm needs --partition')
-            opts = SlurmOptions(args.partition, args.gpus, args.gpus_per_node, args.cpus_per_task, args.time,
-                                shlex.split(args.sbatch_args))
-            jobs = submit_slurm(args.configs, args.data, args.work_dir, opts, args.checkpoints, cfg_options)
-            print(f'{len(jobs)} jobs submitted; when they have finished: mammo-det benchmark --collect {args.work_dir}')
-            return 0
-        rows = benchmark(args.configs, args.data, args.work_dir, checkpoints=args.checkpoints,
-                         cfg_options=cfg_options, bootstrap=args.bootstrap, seed=args.seed, ci=args.ci)
-    except BenchmarkError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 2
+    if args.collect:
+        rows, missing = collect(args.collect, bootstrap=args.bootstrap, seed=args.seed, ci=args.ci)
+        print(open(os.path.join(args.collect, 'leaderboard.md')).read())
+        print(f'{len(rows)} configs -> {args.collect}/leaderboard.{{md,csv,png}}'
+              + (f"; not finished: {', '.join(missing)}" if missing else ''))
+        return 0
+    if not args.configs or not args.data or not args.work_dir:
+        raise BenchmarkError('give CONFIG... --data DIR --work-dir DIR (or --collect WORK_DIR)')
+    cfg_options = parse_cfg_options(args.cfg_options)
+    if args.launcher == 'slurm':
+        if not args.partition:
+            raise BenchmarkError('--launcher slurm needs --partition')
+        opts = SlurmOptions(args.partition, args.gpus, args.gpus_per_node, args.cpus_per_task, args.time,
+                            shlex.split(args.sbatch_args))
+        jobs = submit_slurm(args.configs, args.data, args.work_dir, opts, args.checkpoints, cfg_options)
+        print(f'{len(jobs)} jobs submitted; when they have finished: mammo-det benchmark --collect {args.work_dir}')
+        return 0
+    rows = benchmark(args.configs, args.data, args.work_dir, checkpoints=args.checkpoints,
+                     cfg_options=cfg_options, bootstrap=args.bootstrap, seed=args.seed, ci=args.ci)
     print(open(os.path.join(args.work_dir, 'leaderboard.md')).read())
     print(f'{len(rows)} configs -> {args.work_dir}/leaderboard.{{md,csv,png}}')
     return 0
 
 
+def _runner_args(mode: str):
+    def add(p: argparse.ArgumentParser) -> None:
+        from mammo_det.apis.runner import add_runner_args  # argparse only: no torch or mmdet
+
+        add_runner_args(p, mode)
+    return add
+
+
+# name, help, options, run
+COMMANDS = [
+    ('synth', 'write a synthetic release in a real layout (VinDr-Mammo by default)', _synth_args, _synth),
+    ('convert', 'a mammography release (VinDr-Mammo, CBIS-DDSM, INbreast, mini-MIAS, EMBED) -> COCO', _convert_args,
+     _convert),
+    ('merge', 'join the outputs of convert --shard K/N into one dataset', _merge_args, _merge),
+    ('evaluate', 'per-finding COCO AP, FROC, BI-RADS and breast-level metrics', _evaluate_args, _evaluate),
+    ('compare', 'paired bootstrap comparison of models on one ground truth', _compare_args, _compare),
+    ('train', 'train a detector (the options of tools/train.py)', _runner_args('train'), _train),
+    ('test', 'test a checkpoint (the options of tools/test.py)', _runner_args('test'), _test),
+    ('weights', 'download the pretrained checkpoints the configs name, for offline nodes', _weights_args, _weights),
+    ('infer', 'detect on DICOMs/PNGs; boxes in the original DICOM pixel grid', _infer_args, _infer),
+    ('demo', 'synth -> convert -> train -> test -> evaluate -> report.md, on CPU', _demo_args, _demo),
+    ('benchmark', 'train and test several configs; one leaderboard with intervals', _benchmark_args, _benchmark),
+]
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='mammo-det', description=__doc__)
+    p = argparse.ArgumentParser(prog='mammo-det', description=__doc__.split('\n\n')[0])
     sub = p.add_subparsers(dest='command', required=True)
-
-    s = sub.add_parser('synth', help='write a synthetic release in a real layout (VinDr-Mammo by default)')
-    s.add_argument('root')
-    s.add_argument('--format', choices=('vindr', 'cbis-ddsm', 'inbreast', 'mias', 'embed'), default='vindr')
-    s.add_argument('--studies', type=int, default=20, help='studies (VinDr), patients, or films (mini-MIAS)')
-    s.add_argument('--seed', type=int, default=0)
-    s.add_argument('--scale', type=float, help='image size factor (VinDr default 1.0: real 3518x2800 etc.; others '
-                                               'small by default; mini-MIAS is always 1024 x 1024)')
-    s.add_argument('--positive-rate', type=float, default=0.3, help='share of breasts with BI-RADS 3-5')
-    s.add_argument('--workers', type=int, default=1)
-    s.set_defaults(func=_synth)
-
-    c = sub.add_parser('convert', help='a mammography release (VinDr-Mammo, CBIS-DDSM, INbreast, mini-MIAS, EMBED) '
-                                       '-> COCO')
-    c.add_argument('root', help='the release folder')
-    c.add_argument('out')
-    c.add_argument('--format', choices=('vindr', 'cbis-ddsm', 'inbreast', 'mias', 'embed'),
-                   help='the release layout (default: detected from its files)')
-    c.add_argument('--max-size', type=int, default=2048, help='longest output side (0: keep the size)')
-    c.add_argument('--bit-depth', type=int, choices=(8, 16), default=8)
-    c.add_argument('--crop', action=argparse.BooleanOptionalAction, default=True,
-                   help='crop to the breast (never cutting a box)')
-    c.add_argument('--voi', choices=('auto', 'window', 'lut', 'percentile', 'minmax'), default='auto',
-                   help='display transform; auto: first window, else first VOI LUT, else percentiles')
-    c.add_argument('--window-index', type=int, default=0, help='which window / VOI LUT')
-    c.add_argument('--val-fraction', type=float, default=0.1, help='share of patients for validation')
-    c.add_argument('--test-fraction', type=float, default=0.2,
-                   help='share of patients for test, where the release has no official test split')
-    c.add_argument('--seed', type=int, default=0, help='seed of the splits')
-    c.add_argument('--classes', help='comma-separated subset, e.g. mass,calcification')
-    c.add_argument('--workers', type=int, default=0, help='processes (0: all cores)')
-    c.add_argument('--on-error', choices=('fail', 'skip'), default='fail')
-    c.add_argument('--shard', metavar='K/N', help='convert only shard K of N (by a hash of the study id); join the '
-                                                  'N outputs with mammo-det merge')
-    c.set_defaults(func=_convert)
-
-    m = sub.add_parser('merge', help='join the outputs of convert --shard K/N into one dataset')
-    m.add_argument('out')
-    m.add_argument('shards', nargs='+', help='the N shard output folders')
-    m.set_defaults(func=_merge)
-
-    e = sub.add_parser('evaluate', help='per-finding COCO AP, FROC, BI-RADS and breast-level metrics')
-    e.add_argument('gt', help='COCO ground truth JSON (instances_*.json)')
-    e.add_argument('pred', help='COCO results JSON (list of detections)')
-    e.add_argument('--out', required=True)
-    add_protocol_args(e, bootstrap=0)
-    e.add_argument('--by', type=_names, default=[], metavar='KEY[,KEY...]',
-                   help='subgroups: density, view, laterality, vendor (every metric per value)')
-    e.set_defaults(func=_evaluate)
-
-    k = sub.add_parser('compare', help='paired bootstrap comparison of models on one ground truth')
-    k.add_argument('gt', help='COCO ground truth JSON')
-    k.add_argument('preds', nargs='+', help='COCO results JSON per model; the first is the reference')
-    k.add_argument('--names', nargs='+', help='one name per model (default: the file names)')
-    k.add_argument('--out', required=True)
-    add_protocol_args(k, bootstrap=1000)
-    k.set_defaults(func=_compare)
-
-    from mammo_det.apis.runner import add_runner_args  # argparse only: no torch or mmdet
-
-    add_runner_args(sub.add_parser('train', help='train a detector (the options of tools/train.py)'),
-                    'train').set_defaults(func=_train)
-    add_runner_args(sub.add_parser('test', help='test a checkpoint (the options of tools/test.py)'),
-                    'test').set_defaults(func=_test)
-
-    w = sub.add_parser('weights', help="download the pretrained checkpoints the configs name, for offline nodes")
-    w.add_argument('configs', nargs='+')
-    w.add_argument('--cache-dir', help='fill DIR/hub/checkpoints (then TORCH_HOME=DIR); default: the torch hub '
-                                       'cache, $TORCH_HOME/hub/checkpoints')
-    w.set_defaults(func=_weights)
-
-    i = sub.add_parser('infer', help='detect on DICOMs/PNGs; boxes in the original DICOM pixel grid')
-    i.add_argument('config')
-    i.add_argument('checkpoint')
-    i.add_argument('inputs', nargs='+', help='files or folders (searched recursively for .dicom/.dcm/.png)')
-    i.add_argument('--out', required=True)
-    i.add_argument('--batch-size', type=int, default=4)
-    i.add_argument('--score-thr', type=float, default=0.05)
-    i.add_argument('--thresholds', metavar='METRICS_JSON',
-                   help="per-class thresholds: the operating points of an evaluation's metrics.json (replace "
-                        '--score-thr)')
-    i.add_argument('--fppi', type=float, help='which operating point of --thresholds (default 0.5)')
-    i.add_argument('--workers', type=int, default=2, help='processes that decode and preprocess (0: none)')
-    i.add_argument('--device', help='cpu, cuda:0 ... (default: cuda when available)')
-    i.set_defaults(func=_infer)
-
-    d = sub.add_parser('demo', help='synth -> convert -> train -> test -> evaluate -> report.md, on CPU')
-    d.add_argument('--out', default='work_dirs/demo')
-    d.add_argument('--studies', type=int, default=60)
-    d.add_argument('--scale', type=float, default=0.15)
-    d.add_argument('--epochs', type=int, default=12)
-    d.add_argument('--seed', type=int, default=0)
-    d.set_defaults(func=_demo)
-
-    b = sub.add_parser('benchmark', help='train and test several configs; one leaderboard with intervals')
-    b.add_argument('configs', nargs='*', help='configs; the first is the reference of the paired differences')
-    b.add_argument('--data', help='a folder written by convert')
-    b.add_argument('--work-dir')
-    b.add_argument('--checkpoints', nargs='+', help='test these instead of training (one per config)')
-    b.add_argument('--cfg-options', nargs='+')
-    b.add_argument('--bootstrap', type=int, default=1000, metavar='N', help='study resamples (0: no intervals)')
-    b.add_argument('--seed', type=int, default=0)
-    b.add_argument('--ci', type=float, default=0.95)
-    b.add_argument('--launcher', choices=('none', 'slurm'), default='none',
-                   help='slurm: one sbatch job per config (tools/slurm_train.sh, slurm_test.sh), then --collect')
-    b.add_argument('--partition', help='Slurm partition')
-    b.add_argument('--gpus', type=int, default=8, help='GPUs per job')
-    b.add_argument('--gpus-per-node', type=int, default=8)
-    b.add_argument('--cpus-per-task', type=int, default=5)
-    b.add_argument('--time', default='24:00:00', help='Slurm time limit per job')
-    b.add_argument('--sbatch-args', default='', metavar='"OPTS"',
-                   help='more sbatch options in one string, e.g. "--account=lab --qos=high"')
-    b.add_argument('--collect', metavar='WORK_DIR', help='the leaderboard of the finished jobs of a benchmark')
-    b.set_defaults(func=_benchmark)
+    for name, help_text, add_args, run in COMMANDS:
+        cmd = sub.add_parser(name, help=help_text)
+        add_args(cmd)
+        cmd.set_defaults(func=run)
     return p
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from mammo_det.errors import UserError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
 
 
 if __name__ == '__main__':

@@ -7,7 +7,7 @@ import pytest
 @pytest.fixture(scope='session')
 def synth_root(tmp_path_factory):
     """A synthetic release: 12 studies (48 images) at 8 % of the real size."""
-    from data_converters.synth import write_dataset
+    from data_converters.synth.vindr import write_dataset
 
     root = str(tmp_path_factory.mktemp('vindr'))
     images = write_dataset(root, studies=12, seed=3, scale=0.08, positive_rate=0.5, progress=False)
@@ -17,7 +17,8 @@ def synth_root(tmp_path_factory):
 @pytest.fixture(scope='session')
 def converted(synth_root, tmp_path_factory):
     """synth_root converted to COCO with the breast crop and a small max size."""
-    from data_converters.vindr_mammo import ConvertOptions, convert
+    from data_converters.core import ConvertOptions
+    from data_converters.formats import convert
 
     root, _ = synth_root
     out = str(tmp_path_factory.mktemp('coco'))

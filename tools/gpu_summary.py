@@ -59,7 +59,7 @@ def summarize(out: str, install_rc: int, install_s: int, tests_rc: int, bench_rc
 
 
 def markdown(s: dict) -> str:
-    from mammo_det.tables import format_rows
+    from mammo_det.evaluation.report import format_rows
 
     v = s['versions']
     lines = ['# GPU check', '', f"GPU: {s['gpu'] or 'unknown'}", '',

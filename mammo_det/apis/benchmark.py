@@ -13,15 +13,15 @@ import time
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
-from mammo_det.evaluation.metrics import HEADLINE_FPPI, fppi_key
-from mammo_det.fileio import atomic_path, write_csv, write_json, write_text
-from mammo_det.tables import format_rows
+from mammo_det.errors import UserError
+from mammo_det.evaluation.keys import HEADLINE_FPPI, fppi_key, recall_column
+from mammo_det.evaluation.report import write_leaderboard
+from mammo_det.fileio import write_json, write_text
 
-HEADLINE = f'R@{HEADLINE_FPPI:g}FPPI'
 PLAN = 'benchmark.json'  # the configs of a benchmark, in leaderboard order (the first is the reference)
 
 
-class BenchmarkError(RuntimeError):
+class BenchmarkError(UserError, RuntimeError):
     """A benchmark cannot be run or collected as asked; the message says why."""
 
 
@@ -66,7 +66,7 @@ def _model_stats(model, cfg) -> dict:
 def _row(name: str, metrics: dict, stats: dict, test_s: Optional[float], train_s: Optional[float]) -> dict:
     return dict(config=name, mAP=metrics['mAP'], mAP50=metrics['mAP50'],
                 **{f'AP {c}': v['AP'] for c, v in metrics['per_category'].items() if v['num_gt']},
-                **{HEADLINE: _mean([v['recall_at_fppi'][fppi_key(HEADLINE_FPPI)]
+                **{recall_column(): _mean([v['recall_at_fppi'][fppi_key(HEADLINE_FPPI)]
                                     for v in metrics['per_category'].values() if v['num_gt']])},
                 birads_acc=(metrics.get('birads') or {}).get('accuracy'), **stats,
                 test_img_per_s=metrics['num_images'] / test_s if test_s else None, train_s=train_s)
@@ -136,7 +136,7 @@ def add_intervals(rows: List[dict], entries: List[dict], data_root: str, bootstr
                   ci: float) -> None:
     """Adds ``<col>_lo``/``<col>_hi`` for mAP, mAP50 and each AP, and the paired difference of mAP to the first
     config (``dmAP``, ``dmAP_lo``, ``dmAP_hi``, ``dmAP_p``), from the test predictions on the same resamples."""
-    from mammo_det.evaluation.metrics import compare, evaluate, validate_detections
+    from mammo_det.evaluation import compare, evaluate, validate_detections
 
     if not bootstrap or not rows:
         return
@@ -170,58 +170,6 @@ def add_intervals(rows: List[dict], entries: List[dict], data_root: str, bootstr
                 (f'AP {c}', v['AP']) for c, v in block['per_category'].items() if f'AP {c}' in r]:
             r[f'{col}_lo'], r[f'{col}_hi'] = bounds if bounds else (None, None)
         r['bootstrap'] = f'{bootstrap} study resamples, seed {seed}, {ci:.0%}'
-
-
-def write_leaderboard(rows: List[dict], out_dir: str, missing: Sequence[str] = ()) -> dict:
-    """leaderboard.md (intervals as "0.612 [0.551, 0.668]"), leaderboard.csv (numbers, ``_lo``/``_hi`` columns)
-    and leaderboard.png (mAP with its interval and recall at 0.5 FPPI per config)."""
-    from mammo_det.evaluation.metrics import with_interval
-    from mammo_det.tables import fmt
-
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    paths = {k: os.path.join(out_dir, f'leaderboard.{k}') for k in ('md', 'csv', 'png')}
-    ranked = sorted(rows, key=lambda r: -(r['mAP'] or 0))
-    ref = rows[0]['config'] if rows else None
-    shown = [c for c in cols if not re.search(r'_(lo|hi|p)$', c) and c not in ('dmAP', 'bootstrap')]
-    md_rows = []
-    for r in ranked:
-        m = {}
-        for c in shown:
-            m[c] = with_interval(r.get(c), (r[f'{c}_lo'], r[f'{c}_hi'])) if r.get(f'{c}_lo') is not None else r.get(c)
-        if 'dmAP' in cols:
-            m[f'ΔmAP vs {ref}'] = ('reference' if r['config'] == ref else
-                                   f"{with_interval(r.get('dmAP'), _bounds(r))} (p {fmt(r.get('dmAP_p'))})")
-        md_rows.append(m)
-    lines = [format_rows(md_rows)]
-    if rows and rows[0].get('bootstrap'):
-        lines += ['', f"Intervals: {rows[0]['bootstrap']} (paired: the same resamples for every config)."]
-    if missing:
-        lines += ['', 'Not finished: ' + ', '.join(missing)]
-    write_text(paths['md'], '\n'.join(lines) + '\n')
-    write_csv(paths['csv'], rows, cols)
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(rows)), 4))
-    x = np.arange(len(rows))
-    err = None
-    if rows and all(r.get('mAP_lo') is not None for r in rows):
-        err = np.array([[r['mAP'] - r['mAP_lo'] for r in rows], [r['mAP_hi'] - r['mAP'] for r in rows]])
-    ax.bar(x - 0.2, [r['mAP'] or 0 for r in rows], 0.4, yerr=err, capsize=3, label='mAP')
-    ax.bar(x + 0.2, [r[HEADLINE] or 0 for r in rows], 0.4, label=f'recall at {HEADLINE_FPPI:g} FPPI')
-    ax.set_xticks(x, [r['config'][:28] for r in rows], rotation=15, fontsize=7)
-    ax.set(ylim=(0, 1), title='mammo-det leaderboard')
-    ax.legend()
-    with atomic_path(paths['png']) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches='tight')
-    plt.close(fig)
-    return paths
-
-
-def _bounds(r: dict):
-    return (r['dmAP_lo'], r['dmAP_hi']) if r.get('dmAP_lo') is not None else None
 
 
 # --- Slurm -------------------------------------------------------------------------------------------------------

@@ -44,8 +44,7 @@ def _examples(coco_dir: str, preds_file: str, out_dir: str, n: int = 4) -> list:
 
 def write_report(out: str, metrics: dict, examples: list, timings: dict, command: str) -> str:
     """report.md: the per-finding table, FROC/PR plots, BI-RADS agreement and example predictions."""
-    from mammo_det.evaluation.metrics import per_category_rows
-    from mammo_det.tables import fmt, format_rows
+    from mammo_det.evaluation.report import format_rows, per_category_rows, summary_lines
 
     rel = lambda p: os.path.relpath(p, out)  # noqa: E731
     lines = ['# mammo-det demo report', '',
@@ -53,15 +52,7 @@ def write_report(out: str, metrics: dict, examples: list, timings: dict, command
              f"Test split: {metrics['num_images']} images. mAP {metrics['mAP']:.3f}, mAP50 {metrics['mAP50']:.3f}, "
              f"mAP75 {metrics['mAP75']:.3f} (COCO, maxDets 100; recall at FPPI at IoU {metrics['froc_iou']}).", '',
              format_rows(per_category_rows(metrics))]
-    b = metrics.get('birads')
-    if b and b.get('accuracy') is not None:
-        lines += ['', f"BI-RADS on {b['matched']} detections matched to a box with a BI-RADS: accuracy "
-                      f"{b['accuracy']:.3f} (majority-class baseline {b['majority_baseline']:.3f}); "
-                      f"suspicious (BI-RADS 4-5) class-agnostic AP50 {fmt(b['suspicious_AP50'])}."]
-    br = metrics.get('breast')
-    if br:
-        lines += ['', f"Breast level ({br['num_breasts']} breasts): AUC for BI-RADS >= 4 {fmt(br['auc_birads_ge4'])}, "
-                      f">= 3 {fmt(br['auc_birads_ge3'])}."]
+    lines += [line for s in summary_lines(metrics, digits=3) for line in ('', s[0].upper() + s[1:] + '.')]
     lines += ['', '## Curves', '', '![FROC](eval/froc.png) ![PR](eval/pr_curves.png)']
     if os.path.exists(os.path.join(out, 'eval', 'birads_confusion.png')):
         lines += ['', '![BI-RADS confusion](eval/birads_confusion.png)']
@@ -79,13 +70,14 @@ def _convert(raw: str, coco: str, config: str, workers: int) -> None:
     """Converts the release as the demo config expects it (its classes and ``mammo_preprocess``)."""
     from mmengine.config import Config
 
-    from data_converters.vindr_mammo import ConvertOptions, convert
+    from data_converters.core import ConvertOptions
+    from data_converters.formats import convert
 
     cfg = Config.fromfile(config)
     pre = cfg.mammo_preprocess
     report = convert(raw, coco, ConvertOptions(max_size=pre['max_size'], bit_depth=pre['bit_depth'], crop=pre['crop'],
                                                voi=pre['voi'], classes=list(cfg.classes), val_fraction=0.15,
-                                               workers=workers))
+                                               workers=workers), 'vindr')
     for split, s in report['splits'].items():
         print(f"  {split}: {s['images']} images, {s['positive_images']} with findings, {s['annotations']} boxes")
 
@@ -108,7 +100,7 @@ def _train(config: str, coco: str, work: str, epochs: int, ckpt: str, config_out
 def run_demo(out: str = 'work_dirs/demo', studies: int = 60, scale: float = 0.15, epochs: int = 12,
              seed: int = 0, workers: int = 0) -> dict:
     """Runs the demo end to end into ``out``; returns the test metrics. Reruns reuse what is already there."""
-    from data_converters.synth import write_dataset
+    from data_converters.synth.vindr import write_dataset
     from mammo_det.apis.configs import find_config
     from mammo_det.apis.runner import build_test_runner
     from mammo_det.evaluation import load_json

@@ -6,6 +6,8 @@ from typing import Iterable, List, Optional, Sequence
 
 import numpy as np
 
+from mammo_det.errors import UserError
+
 INPUT_SUFFIXES = ('.dicom', '.dcm', '.png')
 
 
@@ -60,7 +62,7 @@ def load_model(config: str, checkpoint: str, device: Optional[str] = None):
     return model, Compose(model.cfg.test_dataloader.dataset.pipeline)
 
 
-class ThresholdError(ValueError):
+class ThresholdError(UserError, ValueError):
     """The operating points asked for are not in the metrics file (the message says what is there)."""
 
 
@@ -69,7 +71,7 @@ def load_thresholds(metrics_path: str, fppi: float, classes: Sequence[str]) -> n
     (or of ``mammo-det test --report-dir``); +inf for a class whose operating point keeps no box."""
     import json
 
-    from mammo_det.evaluation.metrics import fppi_key
+    from mammo_det.evaluation.keys import fppi_key
 
     try:
         with open(metrics_path) as fh:
@@ -144,11 +146,11 @@ class _Inputs:
         return len(self.files)
 
     def __getitem__(self, i: int) -> dict:
-        from mammo_det.io.dicom import DicomError
+        from mammo_det.io import ImageError
 
         try:
             return dict(file=self.files[i], sample=self.pipeline(dict(img_path=self.files[i], img_id=i)))
-        except (DicomError, FileNotFoundError, OSError) as exc:
+        except (ImageError, FileNotFoundError, OSError) as exc:
             return dict(file=self.files[i], error=str(exc))
 
 
@@ -194,7 +196,7 @@ def infer(config: str, checkpoint: str, inputs: Sequence[str], out_dir: str, dev
     classes = model.dataset_meta['classes']
     class_thr = None
     if thresholds is not None:
-        from mammo_det.evaluation.metrics import HEADLINE_FPPI
+        from mammo_det.evaluation.keys import HEADLINE_FPPI
 
         class_thr = load_thresholds(thresholds, HEADLINE_FPPI if fppi is None else fppi, classes)
     files = find_inputs(inputs)

@@ -12,10 +12,12 @@ import sys
 import os.path as osp
 from typing import Optional, Sequence
 
+from mammo_det.errors import UserError
+
 LAUNCHERS = ('none', 'pytorch', 'slurm')
 
 
-class SetupError(RuntimeError):
+class SetupError(UserError, RuntimeError):
     """The run cannot start as asked (no GPU for the launcher or AMP, an empty validation split); the message
     says what to do. Raised before anything is built."""
 
@@ -51,12 +53,10 @@ def add_runner_args(parser: argparse.ArgumentParser, mode: str) -> argparse.Argu
 
 def run_from_args(args: argparse.Namespace, mode: str):
     """Builds the Runner the options describe and runs it (``train()`` or ``test()``). A run that cannot start
-    exits with status 2 and the reason, without a stack trace."""
-    from mammo_det.apis.weights import WeightsError
-
+    exits with status 2 and the reason, without a stack trace (as :func:`mammo_det.cli.main` does)."""
     try:
         return _run(args, mode)
-    except (SetupError, WeightsError) as exc:
+    except UserError as exc:
         print(f'error: {exc}', file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -16,6 +16,7 @@ import urllib.request
 from typing import Iterable, List, Optional
 from urllib.parse import urlparse
 
+from mammo_det.errors import UserError
 from mammo_det.fileio import atomic_path
 
 # torch.hub's rule: the part of the file name after the last '-' and before the extension is a sha256 prefix.
@@ -25,7 +26,7 @@ URL_SCHEMES = ('http://', 'https://')
 INDIRECT_SCHEMES = ('torchvision://', 'open-mmlab://', 'openmmlab://', 'mmcls://', 'mmpretrain://', 'modelzoo://')
 
 
-class WeightsError(RuntimeError):
+class WeightsError(UserError, RuntimeError):
     """A checkpoint a config needs is neither cached nor downloadable; the message says what to run."""
 
 

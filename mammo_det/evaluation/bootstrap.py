@@ -25,8 +25,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-# pycocotools' recall thresholds, computed the same way so that equal values compare equal.
-RECALL_THRS = np.linspace(.0, 1.00, int(np.round((1.00 - .0) / .01)) + 1, endpoint=True)
+from .keys import COCO_IOU_THRS, IOU50, IOU75, RECALL_THRS, fppi_key
+
 CHUNK_ELEMENTS = 1 << 24  # resamples are processed in chunks holding at most this many values per table
 
 
@@ -53,7 +53,7 @@ def study_weights(num_units: int, n: int, seed: int) -> np.ndarray:
     return out
 
 
-def _sum_by_group(weights: np.ndarray, unit: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+def sum_by_group(weights: np.ndarray, unit: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
     """[B, n_groups]: per resample, the summed weights of the items of each group (``unit`` and ``group`` per
     item). Dense (a study x group count table times the weights: BLAS, the fast way) while that table is at most
     8 times the number of items; else gathered per item and summed by group, so that on large sets memory stays in
@@ -80,7 +80,7 @@ def _weighted_tp_fp(weights: np.ndarray, tp: np.ndarray, fp: np.ndarray, unit: n
     fpos = np.flatnonzero(fp)
     seg = np.searchsorted(pos, fpos)  # the false positive comes before true positives seg, seg + 1, ...
     keep = seg < len(pos)
-    cfp = np.cumsum(_sum_by_group(weights, unit[fpos[keep]], seg[keep], len(pos)), axis=1)
+    cfp = np.cumsum(sum_by_group(weights, unit[fpos[keep]], seg[keep], len(pos)), axis=1)
     return ctp, cfp
 
 
@@ -114,7 +114,7 @@ def _ap(ctp: np.ndarray, cfp: np.ndarray, npig: np.ndarray) -> np.ndarray:
 
 def _recall_at(ctp: np.ndarray, cfp: np.ndarray, npig: np.ndarray, num_images: np.ndarray,
                points: Sequence[float]) -> List[np.ndarray]:
-    """Recall at each FPPI point per resample (NaN without ground truth), as ``metrics.recall_at_fppi``."""
+    """Recall at each FPPI point per resample (NaN without ground truth), as :func:`froc.recall_at_fppi`."""
     has = npig > 0
     fppi = cfp / np.maximum(num_images, 1)[:, None]
     out = []
@@ -132,8 +132,8 @@ def _recall_at(ctp: np.ndarray, cfp: np.ndarray, npig: np.ndarray, num_images: n
 def _weighted_auc(weights: np.ndarray, unit: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """ROC AUC of each resample (ties counted half, as the Mann-Whitney statistic); NaN with one class only."""
     levels, level = np.unique(scores, return_inverse=True)
-    wp = _sum_by_group(weights, unit[labels], level[labels], len(levels))
-    wn = _sum_by_group(weights, unit[~labels], level[~labels], len(levels))
+    wp = sum_by_group(weights, unit[labels], level[labels], len(levels))
+    wn = sum_by_group(weights, unit[~labels], level[~labels], len(levels))
     below = np.cumsum(wn, axis=1) - wn
     num = (wp * (below + 0.5 * wn)).sum(axis=1)
     den = wp.sum(axis=1) * wn.sum(axis=1)
@@ -141,15 +141,15 @@ def _weighted_auc(weights: np.ndarray, unit: np.ndarray, scores: np.ndarray, lab
 
 
 class BootstrapData:
-    """What a resample needs, prepared once from one evaluation's matches (see :func:`metrics.evaluate`)."""
+    """What a resample needs, prepared once from one evaluation's matches (see :func:`evaluate.evaluate`)."""
 
-    def __init__(self, gt: dict, dets: List[dict], coco_matches: Dict[int, dict], ap_keys: Sequence[str],
+    def __init__(self, gt: dict, dets: List[dict], coco_matches: Dict[int, dict], extra_keys: Sequence[str],
                  froc_matches: Dict[int, dict], fppi_points: Sequence[float], breast: Optional[tuple],
                  birads: Optional[tuple]):
         """
         Args:
-            coco_matches: :func:`coco.match_sorted` at the AP thresholds (rows named by ``ap_keys``: the ten COCO
-                thresholds 'coco' then one per extra key such as 'AP10').
+            coco_matches: :func:`coco.match_sorted` at the AP thresholds: the rows of ``COCO_IOU_THRS``, then one
+                per extra single-threshold AP (``extra_keys``, such as 'AP10').
             froc_matches: :func:`coco.match_sorted` under the FROC protocol (one row).
             breast: (study id, score, breast BI-RADS) of each breast, or None.
             birads: (image id, whether the predicted BI-RADS is right) of each matched box with a known BI-RADS,
@@ -167,7 +167,7 @@ class BootstrapData:
         self.images_per_unit = np.bincount(self.img_unit, minlength=s).astype(np.float64)
         self.coco = {c: (m['tp'], m['fp'], det_unit[m['det_index']]) for c, m in coco_matches.items()}
         self.froc = {c: (m['tp'][0], m['fp'][0], det_unit[m['det_index']]) for c, m in froc_matches.items()}
-        self.ap_keys = list(ap_keys)
+        self.extra_keys = list(extra_keys)
         self.fppi_points = list(fppi_points)
         self.breast = self.birads = None
         if breast is not None:
@@ -184,7 +184,7 @@ class BootstrapData:
         parts = [self._samples(weights[a:a + step]) for a in range(0, len(weights), step)]
         out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         # Means over categories with ground truth in the resample (pycocotools' rule, per resample).
-        for key in ['AP', 'AP50', 'AP75'] + self.ap_keys[1:]:
+        for key in ['AP', 'AP50', 'AP75'] + self.extra_keys:
             stack = np.stack([out[('per_category', n, key)] for n in self.cats.values()])
             valid = ~np.isnan(stack)
             with np.errstate(invalid='ignore'):
@@ -192,18 +192,17 @@ class BootstrapData:
         return out
 
     def _samples(self, w: np.ndarray) -> Dict[tuple, np.ndarray]:
-        from .metrics import fppi_key
-
         out: Dict[tuple, np.ndarray] = {}
         n_img = w @ self.images_per_unit
         for c, name in self.cats.items():
             npig = w @ self.gt_count[c]
             tp, fp, unit = self.coco[c]
             per_thr = [_ap(*_weighted_tp_fp(w, tp[t], fp[t], unit), npig) for t in range(len(tp))]
-            out[('per_category', name, 'AP')] = np.mean(per_thr[:10], axis=0)
-            out[('per_category', name, 'AP50')] = per_thr[0]
-            out[('per_category', name, 'AP75')] = per_thr[5]
-            for t, key in enumerate(self.ap_keys[1:], 10):
+            n_coco = len(COCO_IOU_THRS)
+            out[('per_category', name, 'AP')] = np.mean(per_thr[:n_coco], axis=0)
+            out[('per_category', name, 'AP50')] = per_thr[IOU50]
+            out[('per_category', name, 'AP75')] = per_thr[IOU75]
+            for t, key in enumerate(self.extra_keys, n_coco):
                 out[('per_category', name, key)] = per_thr[t]
             tp, fp, unit = self.froc[c]
             ctp, cfp = _weighted_tp_fp(w, tp, fp, unit)
@@ -249,3 +248,11 @@ def nest(flat: Dict[tuple, object]) -> dict:
             d = d.setdefault(k, {})
         d[path[-1]] = v
     return out
+
+
+def ci_block(samples: Dict[tuple, np.ndarray], n: int, level: float, seed: int) -> dict:
+    """The ``ci`` block of ``metrics.json``: resampling settings and each metric's interval, nested as the
+    metrics themselves."""
+    block = dict(n=n, level=level, unit='study', seed=seed)
+    block.update(nest({path: interval(v, level) for path, v in samples.items()}))
+    return block

@@ -1,6 +1,6 @@
 """Per-category COCO AP equal to pycocotools, computed by faster-coco-eval, plus pycocotools' matching.
 
-Definitions: ``shared/METRICS.md``. Area range "all" only and maxDets 100: the per-category numbers are exactly
+Definitions: ``docs/metrics.md``. Area range "all" only and maxDets 100: the per-category numbers are exactly
 pycocotools' ``precision[:, :, k, 0, -1]`` slice, and leaving out the small/medium/large ranges (meaningless at
 mammogram scale) makes the run about 4x cheaper.
 """
@@ -12,8 +12,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-AREA_ALL = [0.0, 1e5 ** 2]  # pycocotools' "all" range, kept identical
-MAX_DETS = 100
+from .keys import AREA_ALL, HITS, MAX_DETS
 
 
 def _silent(*args, **kwargs) -> None:
@@ -217,9 +216,6 @@ def _match_groups(anns: List[dict], dets: List[dict], kept: np.ndarray, d_cat: n
         ignored[:, sel] = ign
         matched_gt[:, sel] = np.where(m >= 0, g_idx[np.maximum(m, 0)], -1)
     return hits, ignored, matched_gt
-
-
-HITS = ('iou', 'center')
 
 
 def match_sorted(gt: dict, dets: List[dict], iou_thrs: Sequence[float], hit: str = 'iou') -> Dict[int, dict]:

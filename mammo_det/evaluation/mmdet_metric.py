@@ -1,4 +1,4 @@
-"""The registered MMDetection metric: ``shared/METRICS.md`` numbers inside val/test loops."""
+"""The registered MMDetection metric: the numbers of ``docs/metrics.md`` inside val/test loops."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,11 @@ from mmdet.registry import METRICS
 
 from mammo_det.fileio import write_json
 
-from .metrics import HEADLINE_FPPI, ap_key, evaluate, format_table, fppi_key, validate_detections
+from .evaluate import evaluate
+from .inputs import validate_detections
+from .keys import HEADLINE_FPPI, ap_key, fppi_key
+from .protocol import check_protocol, subgroups
+from .report import format_table, write_outputs
 
 
 def results_to_coco(results: Sequence[dict], cat_ids: Sequence[int]) -> list:
@@ -56,8 +60,6 @@ class MammoMetric(BaseMetric):
                  report_dir: Optional[str] = None, iou_thrs: Sequence[float] = (), hit: str = 'iou',
                  images: str = 'all', by: Sequence[str] = (), bootstrap: int = 0, ci: float = 0.95, seed: int = 0,
                  collect_device: str = 'cpu', prefix: Optional[str] = None, backend_args: Optional[dict] = None):
-        from .metrics import check_protocol
-
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.ann_file = ann_file
         self.froc_iou = froc_iou
@@ -68,8 +70,6 @@ class MammoMetric(BaseMetric):
         self.report_dir = report_dir
         with get_local_path(ann_file, backend_args=backend_args) as path, open(path) as fh:
             self.gt = json.load(fh)
-        from .metrics import subgroups
-
         for key in by:  # a subgroup the ground truth cannot give fails now, not after the whole test loop
             subgroups(self.gt, key)
 
@@ -104,8 +104,6 @@ class MammoMetric(BaseMetric):
         if self.results_file:
             write_json(self.results_file, dets)
         if self.report_dir:
-            from .report import write_outputs
-
             write_outputs(metrics, self.report_dir)
         out = {k: metrics[k] for k in ('mAP', 'mAP50', 'mAP75')}
         for name, v in metrics['per_category'].items():

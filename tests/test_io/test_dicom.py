@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from mammo_det.io import dicom as dio
-from mammo_det.io.dicom import DicomImage
+from mammo_det.io import StoredImage
 
 
 def _img(pixels, photometric='MONOCHROME2', windows=(), voi_function=None, voi_luts=(), slope=None, intercept=0.0,
@@ -34,7 +34,7 @@ def _img(pixels, photometric='MONOCHROME2', windows=(), voi_function=None, voi_l
         ds.PixelPaddingValue = padding[0]
     if presentation_lut_shape:
         ds.PresentationLUTShape = presentation_lut_shape
-    return DicomImage(pixels=np.asarray(pixels, np.uint16), path='mem.dcm', header=ds)
+    return StoredImage(pixels=np.asarray(pixels, np.uint16), path='mem.dcm', header=ds)
 
 
 def test_linear_window_matches_dicom_formula():
@@ -118,7 +118,7 @@ def test_read_errors_name_the_file(tmp_path):
 
 
 def _write_small(path, **changes):
-    from data_converters.synth import plan_dataset, render_dicom
+    from data_converters.synth.vindr import plan_dataset, render_dicom
 
     im = plan_dataset(1, seed=1, scale=0.03)[0]
     render_dicom(im, str(path), **changes)

@@ -33,7 +33,8 @@ FAKE_PIP = textwrap.dedent('''
         shutil.rmtree(os.path.join(site, 'mmcv'), ignore_errors=True)
     elif cmd == 'wheel':
         out = rest[rest.index('-w') + 1]
-        cuda = env['FORCE_CUDA'] == '1' and os.path.exists(os.path.join(env['CUDA_HOME'] or '/nonexistent', 'bin', 'nvcc'))
+        home = env['CUDA_HOME'] or '/nonexistent'
+        cuda = env['FORCE_CUDA'] == '1' and os.path.exists(os.path.join(home, 'bin', 'nvcc'))
         with open(os.path.join(out, 'mmcv-2.1.0-cp311-cp311-linux_x86_64.whl'), 'w') as fh:
             fh.write('13.0' if cuda else 'not available')
     elif cmd == 'install' and any(a.startswith('torch') for a in rest):
@@ -84,7 +85,7 @@ FAKE_NVCC = textwrap.dedent('''\
     # stand-in nvcc of CUDA 13.0 (no Volta): --version, --list-gpu-arch, and the TOP line of --dryrun
     case "$1" in
       --version) echo "Cuda compilation tools, release 13.0, V13.0.88" ;;
-      --list-gpu-arch) printf 'compute_75\\ncompute_80\\ncompute_86\\ncompute_87\\ncompute_89\\ncompute_90\\ncompute_100\\n' ;;
+      --list-gpu-arch) for a in 75 80 86 87 89 90 100; do echo compute_$a; done ;;
       --dryrun) echo "#\\$ TOP=$(cd "$(dirname "$0")" && pwd)/.." >&2 ;;
     esac
 ''')

@@ -19,32 +19,37 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
 
 from data_converters import core  # noqa: E402
+from data_converters.formats import adapter  # noqa: E402
+from data_converters.worker import convert_image, init_worker  # noqa: E402
+
+
+def _parse(fmt, root):
+    """(records, parse seconds, the adapter's worker hook)."""
+    mod = adapter(fmt)
+    t = time.perf_counter()
+    records = mod.read_release(root)
+    return records, time.perf_counter() - t, getattr(mod, 'locate', None)
 
 
 def _vindr(root, n):
-    from data_converters import vindr_mammo
-    from data_converters.synth import write_dataset
+    from data_converters.synth.vindr import write_dataset
 
     write_dataset(root, studies=max(n // 4, 1), seed=3, scale=0.6, progress=False)
-    t = time.perf_counter()
-    records = vindr_mammo.to_records(root, vindr_mammo.read_findings(os.path.join(root, 'finding_annotations.csv')))
-    return records, time.perf_counter() - t
+    return _parse('vindr', root)
 
 
-def _public(fmt, module, writer, **kw):
+def _public(fmt, writer, **kw):
     def run(root, n):
-        import importlib
-
         writer(root, **kw)
-        mod = importlib.import_module(f'data_converters.{module}')
-        t = time.perf_counter()
-        records = mod.read_release(root)
-        return records, time.perf_counter() - t
+        return _parse(fmt, root)
     return run
 
 
 def main():
-    from data_converters.synth_public import write_cbis_ddsm, write_embed, write_inbreast, write_mias
+    from data_converters.synth.cbis_ddsm import write_cbis_ddsm
+    from data_converters.synth.embed import write_embed
+    from data_converters.synth.inbreast import write_inbreast
+    from data_converters.synth.mias import write_mias
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--images', type=int, default=8)
@@ -53,29 +58,29 @@ def main():
     args = ap.parse_args()
     n = args.images
     formats = [('vindr', _vindr), ('vindr-pct', _vindr),
-               ('cbis-ddsm', _public('cbis-ddsm', 'cbis_ddsm', write_cbis_ddsm, patients=max(n // 2, 2), scale=0.46)),
-               ('inbreast', _public('inbreast', 'inbreast', write_inbreast, patients=max(n // 4, 1), scale=0.52)),
-               ('embed', _public('embed', 'embed', write_embed, patients=max(n // 4, 1), scale=0.52)),
-               ('mias', _public('mias', 'mias', write_mias, films=n))]
-    core._init_worker()
+               ('cbis-ddsm', _public('cbis-ddsm', write_cbis_ddsm, patients=max(n // 2, 2), scale=0.46)),
+               ('inbreast', _public('inbreast', write_inbreast, patients=max(n // 4, 1), scale=0.52)),
+               ('embed', _public('embed', write_embed, patients=max(n // 4, 1), scale=0.52)),
+               ('mias', _public('mias', write_mias, films=n))]
+    init_worker()
     opts = core.ConvertOptions(max_size=args.max_size, workers=1, progress=False)
     bases = {}
     with tempfile.TemporaryDirectory() as tmp:
         for fmt, make in formats:
             root = os.path.join(tmp, fmt)
-            records, parse_s = make(root, n)
+            records, parse_s, locate = make(root, n)
             # 'vindr-pct': VinDr-Mammo with the percentile window, the display transform of the sets whose files
             # carry no window (CBIS-DDSM, INbreast, mini-MIAS): their baseline.
             fopts = core.ConvertOptions(max_size=args.max_size, voi='percentile') if fmt == 'vindr-pct' else opts
-            _, tasks = core._plan(os.path.join(tmp, f'{fmt}-out'), records, fopts, {})
+            _, tasks = core.plan_tasks(os.path.join(tmp, f'{fmt}-out'), records, fopts, {}, locate)
             tasks = tasks[:n]
-            core.convert_image(tasks[0])  # warm-up: imports, first-call costs
+            convert_image(tasks[0])  # warm-up: imports, first-call costs
             times, mpix = [], []
             for task in tasks:
                 runs = []
                 for _ in range(args.repeat):
                     t = time.perf_counter()
-                    res = core.convert_image(task)
+                    res = convert_image(task)
                     runs.append(time.perf_counter() - t)
                 times.append(min(runs))
                 assert 'error' not in res, res

@@ -23,9 +23,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
 
-from data_converters.synth import plan_dataset, render_dicom, write_csvs  # noqa: E402
-from data_converters.core import ConvertOptions, _init_worker, convert_image, write_png  # noqa: E402
-from data_converters.vindr_mammo import convert  # noqa: E402
+from data_converters.core import ConvertOptions  # noqa: E402
+from data_converters.formats import convert  # noqa: E402
+from data_converters.synth.vindr import plan_dataset, render_dicom, write_csvs  # noqa: E402
+from data_converters.worker import ImageTask, convert_image, init_worker, write_png  # noqa: E402
 from mammo_det.io.preprocess import preprocess  # noqa: E402
 
 
@@ -45,7 +46,7 @@ def main():
     p.add_argument('--max-size', type=int, default=2048)
     p.add_argument('--repeat', type=int, default=3, help='passes over the images for the scaling measurement')
     args = p.parse_args()
-    _init_worker()  # (a), (b) and (c) all run as in a converter worker: one OpenCV thread, image buffers kept
+    init_worker()  # (a), (b) and (c) all run as in a converter worker: one OpenCV thread, image buffers kept
     import pydicom
     from pydicom.pixels import apply_voi_lut
 
@@ -100,11 +101,11 @@ def main():
         # Scaling: the library's worker function in a warm process pool (spawn start-up excluded), then the
         # end-to-end convert() for reference.
         popts = dict(voi='auto', window_index=0, bit_depth=8, crop=True, max_size=args.max_size)
-        tasks = [(im.image_id, path, os.path.join(out, f'{im.image_id}.png'), im.rows, im.cols, boxes, popts, '')
-                 for im, (path, boxes) in zip(images, paths)] * args.repeat
+        tasks = [ImageTask(im.image_id, path, os.path.join(out, f'{im.image_id}.png'), (im.cols, im.rows), boxes,
+                           popts, '') for im, (path, boxes) in zip(images, paths)] * args.repeat
         rates = {}
         for workers in (1, args.workers):
-            with get_context('spawn').Pool(workers, initializer=_init_worker) as pool:
+            with get_context('spawn').Pool(workers, initializer=init_worker) as pool:
                 pool.map(convert_image, tasks[:workers])  # warm-up: imports in every worker
                 t = time.perf_counter()
                 results = pool.map(convert_image, tasks, chunksize=1)

@@ -100,7 +100,7 @@ def main():
     print(f'mammo-det evaluate, also BI-RADS (confusion + 4-5 AP):  {t_full:6.2f} s   speed-up {t_ref / t_full:.2f}x')
     print(f'largest per-category AP difference to pycocotools: {diff:.2e} (target <= 1e-6)')
 
-    from mammo_det.evaluation.metrics import _point, check_protocol, compare
+    from mammo_det.evaluation import check_protocol, compare, point_metrics
 
     def best_of_two(fn):  # the faster of two runs: the ratio of two timings is then less at the mercy of load
         times = []
@@ -118,7 +118,7 @@ def main():
           'evaluation (target <= 10x)')
     print(f'paired comparison of two models, {args.bootstrap} resamples:  {t_pair:6.2f} s   {t_pair / t_boot:.2f}x one '
           "model's bootstrap (target <= 2x)")
-    point, data = _point(gt, dets, check_protocol(), 'faster', (0.125, 0.25, 0.5, 1, 2, 4), False, keep_matches=True)
+    point, data = point_metrics(gt, dets, check_protocol(), for_bootstrap=True)
     ones = data.samples(np.ones((1, len(data.units))))
     worst = max(abs(ones[('per_category', n, k)][0] - v[k]) for n, v in point['per_category'].items()
                 for k in ('AP', 'AP50', 'AP75') if v[k] is not None)

@@ -30,7 +30,7 @@ def main() -> dict:
     from mmengine.config import Config
 
     import mammo_det.registry  # noqa: F401
-    from data_converters.synth import plan_dataset, render_dicom
+    from data_converters.synth.vindr import plan_dataset, render_dicom
     from mammo_det.apis.configs import find_config
     from mammo_det.apis.inference import find_inputs, infer, input_loader, load_model
 

@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
 
-from data_converters.core import shard_of  # noqa: E402
+from data_converters.splits import shard_of  # noqa: E402
 from data_converters.merge import merge  # noqa: E402
 
 

@@ -124,8 +124,9 @@ def main() -> dict:
     ap.add_argument('--warmup', type=int, default=3)
     ap.add_argument('--json', help='also write the numbers here')
     args = ap.parse_args()
-    from data_converters.synth import write_dataset
-    from data_converters.vindr_mammo import ConvertOptions, convert
+    from data_converters.core import ConvertOptions
+    from data_converters.formats import convert
+    from data_converters.synth.vindr import write_dataset
     from mammo_det.apis.configs import list_configs, package_configs_dir
 
     results = dict(scale=args.scale, images=args.images, loader={}, gpu={})

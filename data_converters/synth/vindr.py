@@ -1,6 +1,6 @@
 """Synthetic VinDr-Mammo: the real layout, CSV formats and DICOM profiles, with lesions a detector can learn.
 
-Nothing here comes from the credentialed data; the structure follows ``shared/VINDR_MAMMO.md``:
+Nothing here comes from the credentialed data; the structure follows the release (``docs/datasets.md``):
 
 * ``finding_annotations.csv``, ``breast-level_annotations.csv``, ``metadata.csv`` and
   ``images/<study_id>/<image_id>.dicom``, 4 images a study, ids are 32-hex md5 digests;
@@ -38,11 +38,22 @@ BREAST_HEADER = ['study_id', 'series_id', 'image_id', 'laterality', 'view_positi
 METADATA_HEADER = ['SOP Instance UID', 'Series Instance UID', "Patient's Age", 'View Position', 'Image Laterality',
                    'Photometric Interpretation', 'Rows', 'Columns', 'Manufacturer', "Manufacturer's Model Name"]
 
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One acquisition profile of the release: the image sizes it writes and its header values."""
+    rows: tuple  # choices
+    cols: tuple  # choices
+    photometric: str
+    manufacturer: str
+    model: str
+
+
 PROFILES = {
-    # name: (rows, columns choices, photometric, manufacturer, model)
-    'siemens': ((3518,), (2800,), 'MONOCHROME2', 'SIEMENS', 'Mammomat Inspiration'),
-    'planmed': ((2812,), (2012,), 'MONOCHROME1', 'Planmed', 'Planmed Nuance'),
-    'ims': ((3580,), (2531, 2812), 'MONOCHROME2', 'IMS s.r.l.', 'GIOTTO IMAGE 3DL'),
+    'siemens': Profile((3518,), (2800,), 'MONOCHROME2', 'SIEMENS', 'Mammomat Inspiration'),
+    'planmed': Profile((2812,), (2012,), 'MONOCHROME1', 'Planmed', 'Planmed Nuance'),
+    'ims': Profile((3580,), (2531, 2812), 'MONOCHROME2', 'IMS s.r.l.', 'GIOTTO IMAGE 3DL'),
 }
 PROFILE_WEIGHTS = {'siemens': 0.7, 'planmed': 0.2, 'ims': 0.1}
 ASSOCIATED = ('Suspicious Lymph Node', 'Skin Thickening', 'Skin Retraction', 'Nipple Retraction')
@@ -92,9 +103,8 @@ def plan_dataset(studies: int, seed: int = 0, scale: float = 1.0, positive_rate:
     for s in range(studies):
         study_id = _md5('study', seed, s)
         profile = rng.choice(list(PROFILE_WEIGHTS), p=list(PROFILE_WEIGHTS.values()))
-        rows_c, cols_c, *_ = PROFILES[profile]
-        rows = max(int(round(rng.choice(rows_c) * scale)), 32)
-        cols = max(int(round(rng.choice(cols_c) * scale)), 32)
+        rows = max(int(round(rng.choice(PROFILES[profile].rows) * scale)), 32)
+        cols = max(int(round(rng.choice(PROFILES[profile].cols) * scale)), 32)
         split = 'test' if rng.random() < test_fraction else 'training'
         for lat in ('L', 'R'):
             if rng.random() < positive_rate:
@@ -122,8 +132,8 @@ def plan_dataset(studies: int, seed: int = 0, scale: float = 1.0, positive_rate:
                 for cats, birads, pos, size_factor in lesions:
                     # The same lesion on CC and MLO, at a slightly different place (no id links them).
                     jitter = rng.normal(0, 0.05, 2) if view == 'MLO' else np.zeros(2)
-                    img.findings.append(Finding(cats, birads, _place(img, cats[0], pos + jitter, size_factor,
-                                                                     scale, rng)))
+                    img.findings.append(Finding(cats, birads, place_lesion(img, cats[0], pos + jitter, size_factor,
+                                                                           scale, rng)))
                 images.append(img)
     return images
 
@@ -137,8 +147,10 @@ def _breast_geometry(img: SynthImage) -> tuple:
     return cx, cy, ax, ay
 
 
-def _place(img: SynthImage, category: str, pos: np.ndarray, size_factor: float, scale: float,
-           rng: np.random.Generator) -> tuple:
+def place_lesion(img: SynthImage, category: str, pos: np.ndarray, size_factor: float, scale: float,
+                 rng: np.random.Generator) -> tuple:
+    """A lesion's box (xyxy) in the breast of ``img``: skin findings at the skin line, the others at a relative
+    radius and angle ``pos`` from the chest wall; sized by its category, ``scale`` and ``size_factor``."""
     cx, cy, ax, ay = _breast_geometry(img)
     side = SIZE[category] * scale * size_factor
     w, h = side * rng.uniform(0.8, 1.25), side * rng.uniform(0.8, 1.25)
@@ -237,7 +249,7 @@ ENCODINGS = ('US', 'OW', 'implicit')
 def _stored_pixels(img: SynthImage) -> np.ndarray:
     """The rendered image as 12-bit stored values of its profile (MONOCHROME1: air high, tissue low)."""
     stored = LOW + render_pixels(img) * (HIGH - LOW)
-    if PROFILES[img.profile][2] == 'MONOCHROME1':
+    if PROFILES[img.profile].photometric == 'MONOCHROME1':
         stored = (HIGH + LOW) - stored
     return np.rint(stored).astype(np.uint16)
 
@@ -259,13 +271,13 @@ def _header(img: SynthImage, encoding: str):
     ds.SeriesInstanceUID = generate_uid(entropy_srcs=[img.series_id])
     ds.Modality = 'MG'
     ds.PresentationIntentType = 'FOR PRESENTATION'
-    ds.Manufacturer, ds.ManufacturerModelName = PROFILES[img.profile][3:5]
+    ds.Manufacturer, ds.ManufacturerModelName = PROFILES[img.profile].manufacturer, PROFILES[img.profile].model
     ds.ImageLaterality = img.laterality
     ds.ViewPosition = img.view
     ds.PatientID = img.study_id[:16]
     ds.Rows, ds.Columns = img.rows, img.cols
     ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = PROFILES[img.profile][2]
+    ds.PhotometricInterpretation = PROFILES[img.profile].photometric
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     return ds
 
@@ -368,7 +380,8 @@ def write_csvs(images: Sequence[SynthImage], root: str) -> None:
                                   *map(_fmt_box, f.box), im.split])
         breast_rows.append(common + [im.split])
         meta_rows.append([im.image_id, im.series_id, f'0{40 + int(im.seed) % 40}Y', im.view, im.laterality,
-                          PROFILES[im.profile][2], im.rows, im.cols, *PROFILES[im.profile][3:5]])
+                          PROFILES[im.profile].photometric, im.rows, im.cols, PROFILES[im.profile].manufacturer,
+                          PROFILES[im.profile].model])
     for name, header, body in (('finding_annotations.csv', FINDING_HEADER, rows),
                                ('breast-level_annotations.csv', BREAST_HEADER, breast_rows),
                                ('metadata.csv', METADATA_HEADER, meta_rows)):
