@@ -59,7 +59,7 @@ def build_coco(records: List[ImageRecord], results: Dict[str, dict], classes: Se
                 anns.append(dict(id=len(anns) + 1, image_id=img_id, category_id=cat_ids[cat],
                                  bbox=[round(x0, 3), round(y0, 3), round(w, 3), round(h, 3)],
                                  area=round(w * h, 3), iscrowd=0, birads=box.birads, birads_raw=box.birads_raw,
-                                 pathology=box.pathology))
+                                 pathology=box.pathology, **box.extra))
     return dict(info=dict(description=description, version=str(FORMAT_VERSION)),
                 images=images, annotations=anns, categories=coco_categories(classes))
 

@@ -206,6 +206,7 @@ def convert_records(records: Dict[str, ImageRecord], root: str, out: str, opts: 
                                      seed=opts.seed),
                   splits={}, skipped_rows=log.rows, skipped_images=log.images,
                   skipped_files=skipped_files, skipped_boxes=skipped_boxes, warnings=log.warnings,
+                  left_out_labels=dict(sorted(log.left_out_labels.items())),
                   reused_images=len(records) - len(tasks), converted_images=len(tasks) - len(skipped_files))
     report['splits'] = write_splits(out, records, splits, results, classes, dataset, description)
     report['seconds'] = round(time.time() - start, 2)

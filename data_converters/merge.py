@@ -110,8 +110,9 @@ def merge(out: str, shard_dirs: Sequence[str], images: bool = True, progress: bo
                   converted_images=sum(r['converted_images'] for r in reports))
     for key in ('skipped_files',):  # found by the shard's own workers
         report[key] = [x for r in reports for x in r.get(key, [])]
-    for key in ('skipped_rows', 'skipped_images', 'warnings'):  # found parsing the whole release: in every shard
-        report[key] = reports[0].get(key, [])
+    # found parsing the whole release, so the same in every shard
+    for key, empty in (('skipped_rows', []), ('skipped_images', []), ('warnings', []), ('left_out_labels', {})):
+        report[key] = reports[0].get(key, empty)
     # parse-time boxes are in every shard's list, the workers' ones in one: keep each once, in shard order
     report['skipped_boxes'] = list(dict.fromkeys(x for r in reports for x in r.get('skipped_boxes', [])))
     for split, (coco, _) in merged.items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from mammo_det.errors import UserError
 
@@ -36,6 +36,7 @@ class Box:
     line: int = 0  # where the box comes from, for messages
     birads_raw: Optional[str] = None  # the dataset's own assessment text
     pathology: Optional[str] = None  # 'malignant', 'benign' or None
+    extra: dict = field(default_factory=dict)  # more annotation fields (a dataset's own codes, e.g. embed_codes)
 
 
 @dataclass
@@ -79,6 +80,11 @@ class ParseLog:
     images: List[str] = field(default_factory=list)  # images the converter must not use (documented per dataset)
     boxes: List[str] = field(default_factory=list)  # boxes it cannot place
     warnings: List[str] = field(default_factory=list)
+    # labels the dataset gives that have no category of ours, and the number of boxes that carried each
+    left_out_labels: Dict[str, int] = field(default_factory=dict)
+
+    def leave_out(self, label: str, boxes: int = 1) -> None:
+        self.left_out_labels[label] = self.left_out_labels.get(label, 0) + boxes
 
     def row(self, msg: str) -> None:
         fail_or_skip(msg, self.on_error, self.rows)

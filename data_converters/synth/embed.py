@@ -1,6 +1,8 @@
 """A synthetic EMBED release (``mammo-det synth --format embed``): ``tables/`` (clinical: one row per finding;
 metadata: one row per file) and DICOMs under ``images/cohort_1/<empi>/<study>/<series>/<sop>.dcm``, with the
-release's traps planted (``TRAPS``)."""
+release's traps planted (``TRAPS``), then one breast per ``massshape`` and ``calcfind`` code of the clinical legend
+(``CODE_CASES``: generic and punctate calcifications twice, assessed suspicious and benign), each labelled by that
+code alone, so that every row of the adapter's label table is converted once."""
 from __future__ import annotations
 
 import os
@@ -9,6 +11,8 @@ import numpy as np
 
 from mammo_det.fileio import write_text
 
+from ..embed import ASSES as ASSES_LEVEL
+from ..embed import BY_ASSESSMENT, LABELS
 from .common import Trap, breast, csv_text, new_truth, plant, render_boxes, save_dicom, uid
 from .vindr import place_lesion
 
@@ -29,6 +33,8 @@ TRAPS = dict(
                 expect='left out, reported in skipped_images'),
     absolute_paths=Trap("anon_dicom_path with the authors' absolute prefix (./ on the other patients)", 'patient',
                         every=2, expect='resolved under the release folder'),
+    codes=Trap("every massshape and calcfind code of the clinical legend, one breast each (CODE_CASES)", 'image',
+               expect="the category of the adapter's LABELS, or the ROI left out and counted in left_out_labels"),
 )
 # The exam of patient p (1-based) by (p - 1) % 6: what the clinical table says of it.
 KINDS = ['negative', 'mass', 'calc', 'bilateral', 'unlocated', 'mass']
@@ -39,6 +45,17 @@ ASSES = {'mass': 'S', 'calc': 'P', 'bilateral': 'M', 'unlocated': 'S'}
 CATEGORY = {'mass': 'Mass', 'calc': 'Suspicious Calcification', 'bilateral': 'Architectural Distortion'}
 BIRADS = {'mass': 4, 'calc': 3, 'bilateral': 5}
 PATHOLOGY = {'mass': 'malignant', 'calc': 'benign', 'bilateral': None}
+# (field, code, the finding's asses): one breast side each, after the trap patients
+CODE_CASES = [(f, c, 'B' if cat is None else 'S') for (f, c), (_, cat) in LABELS.items()] + \
+    [(f, c, 'B') for (f, c), (_, cat) in LABELS.items() if cat == BY_ASSESSMENT]
+
+
+def expected_category(field: str, code: str, asses: str):
+    """The category the converter must give a breast labelled by this code alone (None: left out)."""
+    cat = LABELS[(field, code)][1]
+    if cat == BY_ASSESSMENT:
+        return 'Suspicious Calcification' if ASSES_LEVEL.get(asses, 0) >= 3 else None
+    return cat
 
 
 class _Release:
@@ -109,6 +126,44 @@ class _Release:
             dict(category=c, birads=BIRADS[kind], birads_raw=ASSES[kind], pathology=PATHOLOGY[kind], xyxy=b,
                  planted=None) for c, b in findings])
 
+    def code_patient(self, n: int, cases: list) -> None:
+        """Patient n with one clinical row per case (one side each: L, then R) and four 2D views."""
+        empi, acc = str(10000000 + (n - 1) * 37), str(60000000 + (n - 1) * 53)
+        study_uid = uid('embed-study', n - 1)
+        for lat, (field, code, asses) in zip('LR', cases):
+            row = dict.fromkeys(EMBED_CLINICAL, '')
+            row.update(empi_anon=empi, acc_anon=acc, study_date_anon='2019-01-01', desc='diagnostic', tissueden='3',
+                       asses=asses, numfind='1', side=lat, age_at_study='60', **{field: code})
+            self.clinical.append([row[k] for k in EMBED_CLINICAL])
+        for lat, (field, code, asses) in zip('LR', cases):
+            category = expected_category(field, code, asses)
+            drawn = category or ('Mass' if field == 'massshape' else 'Suspicious Calcification')
+            for view in ('CC', 'MLO'):
+                sop = self.coded_image(n, empi, acc, study_uid, lat, view, drawn)
+                boxes = self.truth['images'][sop]['boxes']
+                boxes[0].update(category=category or drawn, planted=None if category else 'left_out',
+                                birads=ASSES_LEVEL.get(asses) if ASSES_LEVEL.get(asses, 0) >= 3 else None,
+                                birads_raw=asses, code=f'{field} {code}')
+                plant(self.truth, 'codes', sop)
+
+    def coded_image(self, n: int, empi: str, acc: str, study_uid: str, lat: str, view: str, drawn: str) -> str:
+        """One 2D view with one ROI drawn as ``drawn``; returns its SOP instance UID."""
+        series_uid, sop = uid('embed-series', n - 1, lat, view), uid('embed-sop', n - 1, lat, view)
+        geometry = breast(sop, lat, view, self.rows, self.cols, 0)
+        box = place_lesion(geometry, drawn, self.rng.uniform(0.3, 0.7, 2), 1.0, self.rows / 3518, self.rng)
+        box = tuple(float(int(round(min(max(v, 0), lim)))) for v, lim in zip(box, (self.cols, self.rows) * 2))
+        pixels = render_boxes(sop, lat, view, self.rows, self.cols, int(self.rng.integers(1 << 30)), [(drawn, 4, box)])
+        rel = os.path.join('images', 'cohort_1', empi, study_uid, series_uid, f'{sop}.dcm')
+        save_dicom(os.path.join(self.root, rel), np.rint(100 + pixels * 3900).astype(np.uint16), (sop,),
+                   Manufacturer='HOLOGIC, Inc.', ManufacturerModelName='Lorad Selenia', WindowCenter=2050,
+                   WindowWidth=4100, ImageLaterality=lat, ViewPosition=view)
+        roi = f'(({int(box[1])}, {int(box[0])}, {int(box[3])}, {int(box[2])}),)'
+        self.meta.append(['./' + rel, empi, acc, '2019-01-01', 'MG Diagnostic', f'{lat} {view}', '2D', lat, view,
+                          '0', '1', roi, '', '1', 'HOLOGIC, Inc.', '2050', '4100'])
+        self.truth['images'][sop] = dict(split=None, laterality=lat, view=view, boxes=[
+            dict(category=drawn, birads=None, birads_raw=None, pathology=None, xyxy=box, planted=None)])
+        return sop
+
     def not_2d(self, n: int, empi: str, acc: str, study_uid: str, lat: str) -> None:
         """A C-view and a spot-magnification image of the exam: in the table, not converted."""
         for extra, (ftype, spot) in enumerate((('cview', '0'), ('2D', '1'))):
@@ -122,10 +177,12 @@ class _Release:
 
 
 def write_embed(root: str, patients: int = 8, seed: int = 0, scale: float = 0.06) -> dict:
-    """EMBED with ``TRAPS`` planted."""
+    """EMBED with ``TRAPS`` planted in ``patients`` patients, then ``CODE_CASES`` in as many more as they need."""
     release = _Release(root, seed, scale)
     for n in range(1, patients + 1):
         release.patient(n)
+    for k in range(0, len(CODE_CASES), 2):
+        release.code_patient(patients + 1 + k // 2, CODE_CASES[k:k + 2])
     write_text(os.path.join(root, 'tables', 'EMBED_OpenData_clinical.csv'), csv_text(release.clinical))
     write_text(os.path.join(root, 'tables', 'EMBED_OpenData_metadata.csv'), csv_text(release.meta))
     return release.truth

@@ -272,3 +272,56 @@ def test_synth_and_convert_cli_for_every_format(tmp_path):
         coco = json.load(open(os.path.join(out, 'annotations', 'instances_train.json')))
         assert [c['name'] for c in coco['categories']] == ['Mass', 'Suspicious Calcification']
         assert json.load(open(os.path.join(out, 'report.json')))['dataset'] == fmt
+
+
+def test_embed_every_legend_code_gets_its_category_or_is_left_out_and_counted(tmp_path):
+    """One breast per massshape and calcfind code (generic and punctate calcifications assessed suspicious and
+    benign): each ROI carries exactly the category of the adapter's table, or is left out, counted by code in
+    report.json and listed in skipped_boxes; every annotation keeps its finding's codes."""
+    from data_converters.embed import LABELS
+    from data_converters.synth.embed import CODE_CASES, expected_category, write_embed
+
+    truth = write_embed(str(tmp_path / 'raw'), patients=0, seed=6)
+    assert {(f, c) for f, c, _ in CODE_CASES} == set(LABELS)
+    report = convert(str(tmp_path / 'raw'), str(tmp_path / 'out'),
+                     ConvertOptions(max_size=256, workers=1, progress=False, val_fraction=0.2, test_fraction=0.2))
+    cocos, _ = check_planted(str(tmp_path / 'out'), truth)
+    names = {c['id']: c['name'] for c in cocos['train']['categories']}
+    got = {}
+    for coco in cocos.values():
+        ims = {im['id']: im for im in coco['images']}
+        for a in coco['annotations']:
+            (codes,) = a['embed_codes']  # one finding on each side
+            key = (codes['massshape'] and 'massshape' or 'calcfind', codes['massshape'] or codes['calcfind'],
+                   codes['asses'])
+            assert codes['side'] == ims[a['image_id']]['laterality']
+            got.setdefault(key, []).append(names[a['category_id']])
+    left_out = {}
+    for field, code, asses in CODE_CASES:
+        want = expected_category(field, code, asses)
+        if want is None:
+            assert (field, code, asses) not in got
+            label = f'{field} {code} ({LABELS[(field, code)][0]})'
+            left_out[label] = left_out.get(label, 0) + 2  # the CC and the MLO ROI
+        else:
+            assert got[(field, code, asses)] == [want, want], (field, code, asses)
+    assert report['left_out_labels'] == dict(sorted(left_out.items()))
+    assert sum('only findings without a category of ours' in r for r in report['skipped_boxes']) == \
+        sum(left_out.values())
+    assert got[('calcfind', 'G', 'S')] == got[('calcfind', 'P', 'S')] == ['Suspicious Calcification'] * 2
+    assert got[('massshape', 'N', 'S')] == got[('massshape', 'Y', 'S')] == ['Suspicious Lymph Node'] * 2
+
+
+def test_embed_label_table_follows_the_legend_and_the_birads_atlas():
+    """The table written out independently from the legend and the BI-RADS atlas's morphology groups."""
+    from data_converters.embed import BY_ASSESSMENT, LABELS
+
+    want = {**{('massshape', c): 'Mass' for c in 'GROX'},
+            ('massshape', 'Q'): 'Architectural Distortion', ('massshape', 'A'): 'Architectural Distortion',
+            ('massshape', 'T'): None, ('massshape', 'B'): 'Global Asymmetry', ('massshape', 'F'): 'Focal Asymmetry',
+            ('massshape', 'S'): 'Asymmetry', ('massshape', 'V'): 'Asymmetry',
+            ('massshape', 'N'): 'Suspicious Lymph Node', ('massshape', 'Y'): 'Suspicious Lymph Node',
+            **{('calcfind', c): 'Suspicious Calcification' for c in 'AHIKFB'},  # the suspicious morphologies
+            **{('calcfind', c): None for c in '9CDELMJRSOUVQ'},  # the typically benign ones
+            ('calcfind', 'G'): BY_ASSESSMENT, ('calcfind', 'P'): BY_ASSESSMENT}
+    assert {k: v[1] for k, v in LABELS.items()} == want
