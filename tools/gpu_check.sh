@@ -26,8 +26,8 @@ if [ -z "${TORCH_CUDA_ARCH_LIST:-}" ]; then
     TORCH_CUDA_ARCH_LIST=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | sort -u | paste -sd ';')
     export TORCH_CUDA_ARCH_LIST
 fi
-say "install (mmcv CUDA ops for $TORCH_CUDA_ARCH_LIST; resumable build in .cache/mmcv-build)"
-MMCV_BUILD_DIR=.cache/mmcv-build make install VENV="$VENV" > "$OUT/install.log" 2>&1
+say "install (mmcv CUDA ops for $TORCH_CUDA_ARCH_LIST: a wheel in .cache/wheels built for this torch and these architectures is reused; else a resumable build in .cache/mmcv-build)"
+MMCV_WHEEL_DIR=${MMCV_WHEEL_DIR:-.cache/wheels} MMCV_BUILD_DIR=.cache/mmcv-build make install VENV="$VENV" > "$OUT/install.log" 2>&1
 install_rc=$?
 install_s=$(( $(date +%s) - start ))
 py="$VENV/bin/python"

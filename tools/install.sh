@@ -258,12 +258,27 @@ check_archs() {
 }
 
 # --- mmcv -----------------------------------------------------------------------------------------------------
+# A wheel built here earlier for this torch and these ops (CUDA: these architectures, whatever CUDA 13.x/12.x
+# release compiled them), found before any toolkit is looked for: a GPU node without nvcc or network reuses it.
+cached_wheel() {
+    local pattern="$MMCV_WHEEL_DIR/${MMCV_SPEC/==/-}_torch-${torch_id}_$1"
+    ls $pattern/mmcv-*.whl 2>/dev/null | head -n 1 || true
+}
+
 if mmcv_ok; then
     say "keeping mmcv $("$py" -c 'import mmcv; print(mmcv.__version__)') with compiled ops for torch $torch_id"
 else
     build_env=(MMCV_WITH_OPS=1)
     per_job=2  # GB one compile job may take; nvcc jobs take about 4
-    if [ "$ops" = cuda ]; then
+    wheel=
+    if [ "$ops" = cuda ] && [ -n "$archs" ]; then
+        arch_key=${archs//+PTX/}
+        wheel=$(cached_wheel "cuda*-sm${arch_key//;/-}")
+        key=$(basename "$(dirname "$wheel")" | sed 's/.*_//')
+    fi
+    if [ -n "$wheel" ]; then
+        :
+    elif [ "$ops" = cuda ]; then
         nvcc=$(find_nvcc)
         check_archs "$nvcc"
         top=$(nvcc_top "$nvcc")
@@ -280,7 +295,7 @@ else
         say "building mmcv's CPU ops only: $why"
     fi
     wheel_dir="$MMCV_WHEEL_DIR/${MMCV_SPEC/==/-}_torch-${torch_id}_${key//;/-}"
-    wheel=$(ls "$wheel_dir"/mmcv-*.whl 2>/dev/null | head -n 1 || true)
+    wheel=${wheel:-$(cached_wheel "${key//;/-}")}
     if [ -n "$wheel" ]; then
         say "reusing $wheel (built here earlier for torch $torch_id)"
     else

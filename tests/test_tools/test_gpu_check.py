@@ -43,7 +43,12 @@ def test_summary_from_a_real_cpu_benchmark_and_junit_report(tmp_path):
     assert proc.returncode == 1  # a failed test makes the whole check fail
     summary = json.load(open(out / 'gpu_check.json'))
     assert summary['gpu'].startswith('NVIDIA H200')
-    assert summary['versions']['mmcv_compiled_cuda'] in ('not available',) or summary['versions']['torch_cuda']
+    import torch
+    from mmcv.ops import get_compiling_cuda_version
+
+    v = summary['versions']  # what the python it was given has: this one's own answers
+    assert (v['torch'], v['torch_cuda'], v['mmcv_compiled_cuda']) == (torch.__version__, torch.version.cuda,
+                                                                      get_compiling_cuda_version())
     tests = summary['checks']['gpu_tests']
     assert (tests['tests'], tests['failures'], tests['skipped']) == (3, 1, 1)
     assert tests['failed'] == ['test_probe::test_bad']

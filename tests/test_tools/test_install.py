@@ -254,3 +254,16 @@ def test_second_install_keeps_mmcv_and_a_new_venv_reuses_the_wheel(machine):
     subprocess.run(['rm', '-rf', str(machine / 'site' / 'mmcv')], check=True)
     out, calls = install(machine, nvcc=True, TORCH_CUDA_ARCH_LIST='9.0')
     assert mmcv_build(calls) is None and 'reusing' in out and 'torch-2.13.0+cu130_cuda13.0-sm9.0' in out
+
+
+def test_gpu_node_without_toolkit_or_network_reuses_a_cuda_wheel_built_for_its_architecture(machine):
+    install(machine, nvcc=True, TORCH_CUDA_ARCH_LIST='9.0')
+    os.remove(machine / 'venv' / '.mmcv-built-for')
+    subprocess.run(['rm', '-rf', str(machine / 'site' / 'mmcv')], check=True)
+    out, calls = install(machine, gpus='9.0')  # an H100 visible, no nvcc on PATH
+    assert mmcv_build(calls) is None and not any('--target' in c['args'] for c in calls)
+    assert 'reusing' in out and 'CUDA ops: 13.0' in out
+    os.remove(machine / 'venv' / '.mmcv-built-for')
+    subprocess.run(['rm', '-rf', str(machine / 'site' / 'mmcv')], check=True)
+    out, calls = install(machine, gpus='8.0')  # an A100: that wheel is not for it, so a toolkit and a build
+    assert mmcv_build(calls)['env']['TORCH_CUDA_ARCH_LIST'] == '8.0'
