@@ -1,11 +1,13 @@
-# DINO 4-scale R50 (DETR family) on VinDr-Mammo. mmdet's DINO config already holds COCO's dataset and runtime,
-# and mmengine forbids the same key in two sibling bases, so this file overrides the data keys itself instead
-# of listing ../_base_/datasets/vindr-mammo_detection.py (whose values it mirrors).
+# DINO 4-scale R50 (DETR family) with a BI-RADS (3/4/5) branch per decoder layer, on the matching and the
+# denoising queries. mmdet's DINO config already holds COCO's dataset and runtime, and mmengine forbids the same key
+# in two sibling bases, so this file overrides the data keys itself instead of listing
+# ../_base_/datasets/vindr-mammo_detection.py (whose values it mirrors, as the Deformable DETR config does).
 _base_ = 'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py'
 custom_imports = dict(imports=['mammo_det.registry'], allow_failed_imports=False)
 custom_hooks = [dict(type='SafeCheckpointHook')]  # weights_only=True resume under torch >= 2.6
 
 num_classes = 10  # finding types in the annotation file
+birads_loss_weight = 1.0  # weight of the BI-RADS cross-entropy of each decoder layer
 data_root = 'data/vindr-mammo/'  # output of `mammo-det convert`
 image_scale = (2048, 2048)  # long side 2048 px, aspect kept
 workers_per_gpu = 4  # loader processes per GPU (see ../_base_/datasets/vindr-mammo_detection.py)
@@ -15,7 +17,9 @@ pretrained = 'https://download.pytorch.org/models/resnet50-0676ba61.pth'  # torc
 
 model = dict(data_preprocessor=dict(type='MammoDataPreprocessor'),  # 1-channel uint8/16 in, RGB on the device
              backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-             bbox_head=dict(num_classes=num_classes), test_cfg=dict(max_per_img=100))
+             bbox_head=dict(type='BiradsDINOHead', num_classes=num_classes,
+                            loss_birads=dict(type='CrossEntropyLoss', loss_weight=birads_loss_weight)),
+             test_cfg=dict(max_per_img=100))
 train_pipeline = [
     dict(type='LoadMammogram'),
     dict(type='LoadBiradsAnnotations', with_bbox=True),

@@ -17,7 +17,7 @@ from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS
 
 
-def _slurm_env() -> None:
+def slurm_env() -> None:
     """RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT from the Slurm step, as MMEngine's GPU path does."""
     os.environ.setdefault('RANK', os.environ['SLURM_PROCID'])
     os.environ.setdefault('WORLD_SIZE', os.environ['SLURM_NTASKS'])
@@ -42,7 +42,7 @@ def init_dist_for_launcher(cfg, launcher: str, cpu_dist: bool = False) -> None:
     if launcher not in ('pytorch', 'slurm'):
         raise ValueError(f'launcher {launcher!r} is not supported on CPU (use pytorch or slurm)')
     if launcher == 'slurm':
-        _slurm_env()
+        slurm_env()
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo')
     cfg.model_wrapper_cfg = dict(type='CPUSafeDistributedDataParallel', broadcast_buffers=False,

@@ -12,7 +12,7 @@ CONFIGS = sorted(p for p in glob.glob(os.path.join(REPO, 'configs', '**', '*.py'
 
 def test_every_detector_folder_has_a_config():
     names = [os.path.relpath(p, os.path.join(REPO, 'configs')) for p in CONFIGS]
-    for folder in ('faster_rcnn', 'cascade_rcnn', 'retinanet', 'dino', 'demo'):
+    for folder in ('faster_rcnn', 'cascade_rcnn', 'retinanet', 'fcos', 'deformable_detr', 'dino', 'demo'):
         assert any(n.startswith(folder + '/') for n in names), folder
     for n in names:  # mmdet's naming grammar, and the BI-RADS head named in the file name
         assert n.endswith('_vindr-mammo.py') or n.endswith('_synth-mammo.py'), n
@@ -35,9 +35,8 @@ def test_config_builds_and_forwards(path):
     assert cfg.train_dataloader.dataset.type == 'VinDrMammoDataset'
     assert cfg.train_dataloader.dataset.filter_cfg.filter_empty_gt is False
     assert cfg.val_evaluator.type == 'MammoMetric'
+    _keep_every_box(cfg.model)
     model = MODELS.build(cfg.model)  # no init_weights(): ImageNet weights are fetched only when training
-    has_birads = 'birads' in os.path.basename(path)
-    assert has_birads == ('Birads' in type(model.roi_head).__name__ if hasattr(model, 'roi_head') else False)
     model.eval()
     h, w = 320, 256  # DINO picks 900 queries among the encoder tokens: the input must have that many
     sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w), scale_factor=(1., 1.),
@@ -46,9 +45,19 @@ def test_config_builds_and_forwards(path):
     with torch.no_grad():
         out = model.predict(data['inputs'], data['data_samples'], rescale=True)
     inst = out[0].pred_instances
-    assert inst.bboxes.shape[-1] == 4 and len(inst.scores) == len(inst.labels)
-    if has_birads:
-        assert inst.birads_scores.shape == (len(inst.scores), 3)
+    assert len(inst.scores) > 0, 'no box to check'  # every score is kept (score_thr 0 below)
+    assert inst.bboxes.shape == (len(inst.scores), 4) and len(inst.labels) == len(inst.scores)
+    assert 'birads' in os.path.basename(path)  # every shipped config predicts a BI-RADS per box
+    assert inst.birads_scores.shape == (len(inst.scores), 3)
+    torch.testing.assert_close(inst.birads_scores.sum(1), torch.ones(len(inst.scores)))
+    assert set(inst.birads.tolist()) <= {3, 4, 5}
+
+
+def _keep_every_box(model_cfg):
+    """Score threshold 0 wherever a test_cfg has one: a random-init model then still returns boxes to check."""
+    for node in [model_cfg.get('test_cfg') or {}] + list((model_cfg.get('test_cfg') or {}).values()):
+        if isinstance(node, dict) and 'score_thr' in node:
+            node['score_thr'] = 0.0
 
 
 def test_inheritance_depth_at_most_three():

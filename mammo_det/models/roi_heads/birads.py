@@ -25,7 +25,7 @@ from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox2roi, scale_boxes
 from torch import Tensor, nn
 
-from mammo_det.vocab import BIRADS_VALUES
+from ..birads import DEFAULT_LOSS, NUM_BIRADS, attach_birads, birads_classes, birads_loss
 
 
 @MODELS.register_module()
@@ -37,8 +37,7 @@ class BiradsBBoxHead(Shared2FCBBoxHead):
         loss_birads: loss config; boxes without BI-RADS and background RoIs are left out of it.
     """
 
-    def __init__(self, *args, num_birads: int = len(BIRADS_VALUES),
-                 loss_birads: dict = dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0), **kwargs):
+    def __init__(self, *args, num_birads: int = NUM_BIRADS, loss_birads: dict = DEFAULT_LOSS, **kwargs):
         super().__init__(*args, **kwargs)
         self.num_birads = num_birads
         self.fc_birads = nn.Linear(self.shared_out_channels, num_birads)
@@ -63,10 +62,7 @@ class BiradsBBoxHead(Shared2FCBBoxHead):
 
     def birads_loss(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss over the RoIs whose target is >= 0 (the others: background or no BI-RADS)."""
-        valid = targets >= 0
-        if not bool(valid.any()):
-            return logits.sum() * 0.0  # keeps the branch in the graph (DDP needs every parameter used)
-        return self.loss_birads(logits[valid], targets[valid], avg_factor=int(valid.sum()))
+        return birads_loss(self.loss_birads, logits, targets)
 
 
 class BiradsSampler:
@@ -90,9 +86,7 @@ def birads_targets(sampling_results) -> Tensor:
     """Per sampled RoI (positives then negatives, per image): 0/1/2 for BI-RADS 3/4/5, -1 to ignore."""
     out = []
     for res in sampling_results:
-        b = res.pos_gt_birads.long()
-        known = (b >= BIRADS_VALUES[0]) & (b <= BIRADS_VALUES[-1])
-        out.append(torch.where(known, b - BIRADS_VALUES[0], torch.full_like(b, -1)))
+        out.append(birads_classes(res.pos_gt_birads))
         out.append(torch.full((len(res.neg_inds),), -1, dtype=torch.long, device=res.neg_inds.device))
     return torch.cat(out)
 
@@ -116,13 +110,10 @@ class _BiradsMixin:
                 b = scale_boxes(b, meta['scale_factor'])  # back to the network input's scale
             boxes.append(b)
         rois = bbox2roi(boxes)
-        if rois.shape[0] == 0:
-            probs = rois.new_zeros((0, len(BIRADS_VALUES)))
-        else:
-            probs = F.softmax(head.forward_birads(forward(rois)['birads_feats']), dim=-1)
-        for res, p in zip(results_list, probs.split([len(b) for b in boxes])):
-            res.birads_scores = p
-            res.birads = p.argmax(dim=-1) + BIRADS_VALUES[0] if len(p) else p.new_zeros((0,), dtype=torch.long)
+        logits = rois.new_zeros((0, NUM_BIRADS)) if rois.shape[0] == 0 else \
+            head.forward_birads(forward(rois)['birads_feats'])
+        for res, lg in zip(results_list, logits.split([len(b) for b in boxes])):
+            attach_birads(res, lg)
         return results_list
 
 

@@ -1,0 +1,55 @@
+"""What every BI-RADS branch shares: the class targets (3/4/5 -> 0/1/2), the loss over boxes that have a BI-RADS,
+and the output contract of every model: ``pred_instances.birads_scores`` (probabilities of BI-RADS 3, 4, 5,
+summing to 1) and ``pred_instances.birads`` (the most probable, 3/4/5)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mammo_det.vocab import BIRADS_VALUES
+
+NUM_BIRADS = len(BIRADS_VALUES)
+DEFAULT_LOSS = dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)
+
+
+def birads_classes(birads: Tensor) -> Tensor:
+    """BI-RADS values (3/4/5; anything else: none) -> the branch's classes 0/1/2, -1 where there is none."""
+    b = birads.long()
+    known = (b >= BIRADS_VALUES[0]) & (b <= BIRADS_VALUES[-1])
+    return torch.where(known, b - BIRADS_VALUES[0], torch.full_like(b, -1))
+
+
+def gt_birads(gt_instances) -> Tensor:
+    """The classes (0/1/2, -1 without a BI-RADS) of an image's ground-truth boxes."""
+    if 'birads' in gt_instances:
+        return birads_classes(gt_instances.birads.to(gt_instances.labels.device))
+    return torch.full_like(gt_instances.labels, -1)
+
+
+def targets_of_assigned(assigned: Tensor, gt_classes: Tensor) -> Tensor:
+    """Per prior or query: the BI-RADS class of the ground-truth box it is assigned to (``assigned``: the box's
+    index, -1 for none), -1 where it has none or there is no box."""
+    out = torch.full_like(assigned, -1)
+    pos = assigned >= 0
+    if bool(pos.any()):
+        out[pos] = gt_classes.to(assigned.device)[assigned[pos]]
+    return out
+
+
+def birads_loss(loss_module, logits: Tensor, targets: Tensor) -> Tensor:
+    """The loss over the entries whose target is >= 0 (positives with a BI-RADS), averaged over them; zero (still
+    in the graph, as DDP needs every parameter used) when there are none."""
+    valid = targets >= 0
+    if not bool(valid.any()):
+        return logits.sum() * 0.0
+    return loss_module(logits[valid], targets[valid], avg_factor=int(valid.sum()))
+
+
+def attach_birads(results, logits: Tensor):
+    """Sets ``birads_scores`` (softmax of ``logits``) and ``birads`` (3/4/5) on an InstanceData of predictions."""
+    probs = F.softmax(logits.float(), dim=-1) if len(logits) else logits.new_zeros((0, NUM_BIRADS))
+    results.birads_scores = probs
+    results.birads = probs.argmax(dim=-1) + BIRADS_VALUES[0] if len(probs) else \
+        probs.new_zeros((0,), dtype=torch.long)
+    return results

@@ -1,0 +1,3 @@
+from .birads import BiradsDetector, RoIBiradsHead
+
+__all__ = ['BiradsDetector', 'RoIBiradsHead']
