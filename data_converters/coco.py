@@ -46,7 +46,8 @@ def build_coco(records: List[ImageRecord], results: Dict[str, dict], classes: Se
             source_id=rec.source_id, study_id=rec.study_id, patient_id=rec.patient_id, laterality=rec.laterality,
             view_position=rec.view_position, **rec.fields, orig_width=t.orig_width, orig_height=t.orig_height,
             transform=res['transform'], voi=res['voi'], manufacturer=res.get('manufacturer'),
-            manufacturer_model=res.get('manufacturer_model')), rec, res, t))
+            manufacturer_model=res.get('manufacturer_model'), pixel_spacing=res.get('pixel_spacing'),
+            pixel_spacing_source=res.get('pixel_spacing_source'), landmarks=res.get('landmarks')), rec, res, t))
     for im, rec, res, t in sorted(entries, key=lambda e: image_sort_key(e[0])):
         img_id = len(images) + 1
         images.append(dict(id=img_id, **im))

@@ -30,7 +30,7 @@ from .splits import assign_splits, shard_of
 from .worker import ImageTask, run_tasks
 
 JOURNAL = '.journal.jsonl'
-JOURNAL_VERSION = 2  # the layout of a journal entry; a journal of another layout is not reused
+JOURNAL_VERSION = 3  # the layout of a journal entry; a journal of another layout is not reused
 
 
 @dataclass
@@ -134,7 +134,8 @@ def plan_tasks(out: str, records: Dict[str, ImageRecord], opts: ConvertOptions, 
             continue
         expect = (rec.width, rec.height) if rec.width is not None and rec.height is not None else None
         tasks.append(ImageTask(source_id, rec.source, png, expect, [b.xyxy for b in rec.boxes], opts.preprocess(),
-                               digest, list(rec.pending), locate if rec.pending else None))
+                               digest, list(rec.pending), locate if rec.pending else None, rec.view_position,
+                               rec.laterality, rec.spacing))
     return results, tasks
 
 

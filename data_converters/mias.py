@@ -24,6 +24,7 @@ from typing import Dict, Optional
 from .records import Box, ConversionError, ImageRecord, ParseLog
 
 SIZE = 1024  # every mini-MIAS film; Info.txt's coordinates are in this frame
+SPACING_MM = (0.2, 0.2)  # the MIAS readme: 200 micron pixels at 1024 x 1024
 CATEGORY = {'CALC': 'Suspicious Calcification', 'CIRC': 'Mass', 'SPIC': 'Mass', 'MISC': 'Mass',
             'ARCH': 'Architectural Distortion', 'ASYM': 'Asymmetry'}
 TISSUE = {'F': 'fatty', 'G': 'fatty-glandular', 'D': 'dense-glandular'}
@@ -98,5 +99,5 @@ def read_release(root: str, log: Optional[ParseLog] = None) -> Dict[str, ImageRe
         records[ref] = ImageRecord(source_id=ref, study_id=patient, patient_id=patient, source=source,
                                    laterality='L' if n % 2 == 0 else 'R', view_position='MLO', width=SIZE,
                                    height=SIZE, fields=dict(tissue=TISSUE[entries[0][1][1]]), boxes=boxes,
-                                   first_line=first)
+                                   first_line=first, spacing=SPACING_MM)
     return records

@@ -69,6 +69,8 @@ class ImageRecord:
     boxes: List[Box] = field(default_factory=list)
     pending: List[PendingBox] = field(default_factory=list)
     first_line: int = 0
+    # (row, column) mm per pixel the dataset documents, for files that do not say (mini-MIAS: 0.2 mm)
+    spacing: Optional[tuple] = None
 
 
 @dataclass

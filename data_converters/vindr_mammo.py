@@ -1,10 +1,12 @@
 """VinDr-Mammo (DICOMs + CSVs) -> records for the conversion core (``mammo-det convert --format vindr``).
 
 The layout: ``finding_annotations.csv`` (one row per box, or one 'No Finding' row per image) and
-``images/<study_id>/<image_id>.dicom`` (``docs/datasets.md``). One record per image, with every row's box; ids
-are validated (32 lowercase hex digits, as the release has them). The study is the patient: VinDr-Mammo has no
-patient ids, and its studies are what its official split and our validation split keep together. ``test`` is the
-official test split; ``val`` is a study-level stratified share of the official training split.
+``images/<study_id>/<image_id>.dicom`` (``docs/datasets.md``); an optional ``lesion_id`` column (the synthetic
+releases write one; the real release links no lesion across views) becomes the annotations' ``lesion_id``. One
+record per image, with every row's box; ids are validated (32 lowercase hex digits, as the release has them).
+The study is the patient: VinDr-Mammo has no patient ids, and its studies are what its official split and our
+validation split keep together. ``test`` is the official test split; ``val`` is a study-level stratified share of
+the official training split.
 """
 from __future__ import annotations
 
@@ -109,7 +111,10 @@ def _box(row: dict, cats: List[str], width: int, height: int) -> Optional[Box]:
         raise ValueError(f'box {coords} lies outside the {width}x{height} image')
     birads = _parse_birads(row['finding_birads'], BIRADS_VALUES, 'finding_birads')
     raw = row['finding_birads'].strip() or None
-    return Box(list(dict.fromkeys(cats)), birads, (cx0, cy0, cx1, cy1), 0, birads_raw=raw)
+    # lesion_id: an optional column (our synthetic releases write it) linking a lesion's boxes across views
+    lesion = (row.get('lesion_id') or '').strip()
+    return Box(list(dict.fromkeys(cats)), birads, (cx0, cy0, cx1, cy1), 0, birads_raw=raw,
+               extra=dict(lesion_id=lesion) if lesion else {})
 
 
 def _record(info: dict, root: str, line: int) -> ImageRecord:

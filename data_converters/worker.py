@@ -25,6 +25,9 @@ class ImageTask:
     pending: List[PendingBox] = field(default_factory=list)
     # locate(pending box, image) -> (xyxy or None, problem or None): the adapter's hook for pending boxes
     locate: Optional[Callable] = None
+    view: Optional[str] = None  # CC / MLO, for the landmarks
+    laterality: Optional[str] = None
+    spacing: Optional[tuple] = None  # the dataset's documented (row, col) mm per pixel, when the file has none
 
 
 def keep_image_buffers() -> None:
@@ -65,6 +68,7 @@ def convert_image(task: ImageTask) -> dict:
     """Converts one image to a PNG. Returns the journal entry, or an entry with the error."""
     from mammo_det.io import ImageError, read_image
     from mammo_det.io.dicom import device
+    from mammo_det.io.landmarks import find_landmarks
     from mammo_det.io.preprocess import preprocess_image
 
     try:
@@ -80,7 +84,9 @@ def convert_image(task: ImageTask) -> dict:
         write_png(task.png, out)
         manufacturer, model = device(img.header)
         res = dict(source_id=task.source_id, input_hash=task.input_hash, transform=t.to_dict(), voi=voi_desc,
-                   manufacturer=manufacturer, manufacturer_model=model)
+                   manufacturer=manufacturer, manufacturer_model=model,
+                   **converted_spacing(img.header, task.spacing, t),
+                   landmarks=find_landmarks(out, task.view, task.laterality).to_dict())
         if task.pending:
             res.update(located=located, problems=problems)
         return res
@@ -88,6 +94,21 @@ def convert_image(task: ImageTask) -> dict:
         return dict(source_id=task.source_id, error=str(exc))
     except OSError as exc:
         return dict(source_id=task.source_id, error=f'{task.png}: cannot write ({exc})')
+
+
+def converted_spacing(header, documented: Optional[tuple], t) -> dict:
+    """``pixel_spacing`` ([row, column] mm per pixel of the converted image: the file's, or the dataset's documented
+    one, divided by the resize) and ``pixel_spacing_source``; None and the reason where neither says."""
+    from mammo_det.io.dicom import pixel_spacing
+
+    found = pixel_spacing(header)
+    if found is None and documented:
+        found = (*documented, 'dataset')
+    if found is None:
+        return dict(pixel_spacing=None, pixel_spacing_source='no Pixel Spacing or Imager Pixel Spacing in the file, '
+                                                             'none documented for the dataset')
+    sx, sy = t.scale
+    return dict(pixel_spacing=[round(found[0] / sy, 6), round(found[1] / sx, 6)], pixel_spacing_source=found[2])
 
 
 def run_tasks(tasks: List[ImageTask], workers: int) -> Iterator[dict]:

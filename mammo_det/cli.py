@@ -1,5 +1,5 @@
-"""``mammo-det`` command line. Imports lazily: ``--help``, ``synth``, ``convert``, ``evaluate`` and ``weights``
-start without torch or mmdet; ``train`` and ``test`` share their options with ``tools/train.py`` and
+"""``mammo-det`` command line. Imports lazily: ``--help``, ``synth``, ``convert``, ``evaluate``, ``fuse`` and
+``weights`` start without torch or mmdet; ``train`` and ``test`` share their options with ``tools/train.py`` and
 ``tools/test.py``.
 
 Each command is a pair beside each other: ``_<name>_args(parser)`` adds its options and ``_<name>(args)`` runs it.
@@ -38,6 +38,8 @@ def _synth_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--scale', type=float, help='image size factor (VinDr default 1.0: real 3518x2800 etc.; others '
                                                'small by default; mini-MIAS is always 1024 x 1024)')
     p.add_argument('--positive-rate', type=float, default=0.3, help='share of breasts with BI-RADS 3-5')
+    p.add_argument('--distractors', type=float, default=0.0,
+                   help='VinDr: unannotated lesion-like blobs per image, each in one view only (mean)')
     p.add_argument('--workers', type=int, default=1)
 
 
@@ -53,12 +55,15 @@ def _synth(args) -> int:
               f"converter ({boxes} boxes), {len(truth['traps'])} kinds of trap planted, "
               f"{len(truth['expected_skips'])} items the converter must leave out and report (synth_truth.json)")
         return 0
-    from data_converters.synth.vindr import write_dataset
+    from data_converters.synth.vindr import release_truth, write_dataset
+    from mammo_det.fileio import write_json
 
     images = write_dataset(args.root, studies=args.studies, seed=args.seed, scale=args.scale or 1.0,
-                           workers=args.workers, positive_rate=args.positive_rate)
+                           workers=args.workers, positive_rate=args.positive_rate, distractors=args.distractors)
+    write_json(os.path.join(args.root, 'synth_truth.json'), release_truth(images), indent=1)
     boxes = sum(len(im.findings) for im in images)
-    print(f'wrote {len(images)} images ({boxes} boxes) of {args.studies} studies to {args.root}')
+    print(f'wrote {len(images)} images ({boxes} boxes) of {args.studies} studies to {args.root} (its geometry and '
+          'lesion links: synth_truth.json)')
     return 0
 
 
@@ -246,6 +251,8 @@ def _infer_args(p: argparse.ArgumentParser) -> None:
                    help="per-class thresholds: the operating points of an evaluation's metrics.json (replace "
                         '--score-thr)')
     p.add_argument('--fppi', type=float, help='which operating point of --thresholds (default 0.5)')
+    p.add_argument('--fuser', metavar='FUSER_JSON',
+                   help='rescore with a fitted two-view fuser (mammo-det fuse --fit) where both views are inputs')
     p.add_argument('--workers', type=int, default=2, help='processes that decode and preprocess (0: none)')
     p.add_argument('--device', help='cpu, cuda:0 ... (default: cuda when available)')
 
@@ -257,12 +264,13 @@ def _infer(args) -> int:
         raise ThresholdError('--fppi chooses an operating point of --thresholds METRICS_JSON')
     res = infer(args.config, args.checkpoint, args.inputs, args.out, device=args.device,
                 batch_size=args.batch_size, score_thr=args.score_thr, workers=args.workers,
-                thresholds=args.thresholds, fppi=args.fppi)
+                thresholds=args.thresholds, fppi=args.fppi, fuser=args.fuser)
     for e in res['errors']:
         print(f"skipped {e['error']}", file=sys.stderr)
     n = sum(len(p['detections']) for p in res['predictions'])
     print(f"{len(res['predictions'])} images, {n} detections -> {os.path.join(args.out, 'predictions.json')}"
-          + (f"; {len(res['errors'])} unreadable (errors.json)" if res['errors'] else ''))
+          + (f"; {len(res['errors'])} unreadable (errors.json)" if res['errors'] else '')
+          + (f"; {res['fusion']['rescored']} rescored with both views" if res['fusion'] else ''))
     return 0
 
 
@@ -278,6 +286,45 @@ def _demo(args) -> int:
     from mammo_det.apis.demo import run_demo
 
     run_demo(args.out, studies=args.studies, scale=args.scale, epochs=args.epochs, seed=args.seed)
+    return 0
+
+
+# --- fuse --------------------------------------------------------------------------------------------------------
+
+def _fuse_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument('gt', help='COCO ground truth or image list of the images (study, laterality, view, landmarks '
+                              'and pixel spacing per image, as mammo-det convert writes them)')
+    p.add_argument('pred', help='COCO results JSON (list of detections)')
+    p.add_argument('--out', required=True, help='the fused predictions; with --fit: the fitted fuser')
+    p.add_argument('--fit', action='store_true', help='fit the rescoring model on these (validation) predictions')
+    p.add_argument('--fuser', metavar='FUSER_JSON', help='a fuser fitted with --fit, to apply')
+    p.add_argument('--match-iou', type=float, default=0.1,
+                   help='--fit: IoU from which a detection counts as hitting a lesion')
+
+
+def _fuse(args) -> int:
+    from mammo_det.evaluation import load_json, validate_detections, validate_gt
+    from mammo_det.fileio import write_json
+    from mammo_det.fusion import FusionError, fit_fuser, fuse_predictions, load_fuser
+
+    gt = load_json(args.gt, 'ground truth')
+    validate_gt(gt, args.gt)
+    dets = validate_detections(load_json(args.pred, 'detections'), gt, args.pred)
+    if args.fit:
+        fuser = dict(fit_fuser(gt, dets, match_iou=args.match_iou), fit_on=dict(gt=args.gt, pred=args.pred))
+        write_json(args.out, fuser, indent=1)
+        print(f"fitted on {fuser['fit']['detections']} detections ({fuser['fit']['linked']} with a partner) of "
+              f"{fuser['fit']['breasts']} breasts with both views: weights {fuser['weights']} -> {args.out}")
+        return 0
+    if not args.fuser:
+        raise FusionError('give --fuser FUSER_JSON (fit one with --fit on the validation split), or --fit')
+    fuser = load_fuser(args.fuser)
+    fused, stats = fuse_predictions(gt, dets, fuser)
+    write_json(args.out, fused)
+    # the fuser's parameters and what was fused, beside the predictions (a predictions file is a plain list)
+    write_json(args.out + '.fusion.json', dict(fuser=fuser, gt=args.gt, pred=args.pred, **stats), indent=1)
+    print(f"{stats['rescored']} of {len(fused)} detections rescored on {stats['breasts']} breasts with both views "
+          f"({stats['linked']} with a partner) in {stats['seconds']:.2f} s -> {args.out} (+ .fusion.json)")
     return 0
 
 
@@ -352,6 +399,8 @@ COMMANDS = [
     ('test', 'test a checkpoint (the options of tools/test.py)', _runner_args('test'), _test),
     ('weights', 'download the pretrained checkpoints the configs name, for offline nodes', _weights_args, _weights),
     ('infer', 'detect on DICOMs/PNGs; boxes in the original DICOM pixel grid', _infer_args, _infer),
+    ('fuse', 'link the CC and MLO detections of each breast and rescore them (two-view reading)', _fuse_args,
+     _fuse),
     ('demo', 'synth -> convert -> train -> test -> evaluate -> report.md, on CPU', _demo_args, _demo),
     ('benchmark', 'train and test several configs; one leaderboard with intervals', _benchmark_args, _benchmark),
 ]

@@ -76,6 +76,7 @@ class Finding:
     categories: List[str]
     birads: Optional[int]
     box: tuple  # xmin, ymin, xmax, ymax in original pixels; may run past the image (real edge case)
+    lesion_id: Optional[str] = None  # the same for the CC and the MLO box of one lesion of a breast
 
 
 @dataclass
@@ -93,49 +94,176 @@ class SynthImage:
     split: str
     seed: int
     findings: List[Finding] = field(default_factory=list)
+    pectoral: tuple = (0.3, 0.35)  # MLO: the muscle's edge from (x_tip, 0) to the chest wall at y_tip (fractions)
+    nipple: Optional[tuple] = None  # drawn as a small bump on the skin line where given (x, y of its tip)
+    distractors: List[tuple] = field(default_factory=list)  # unannotated lesion-like blobs (xyxy), one view only
+    spacing: Optional[float] = None  # mm per pixel (square), written as Pixel Spacing
+
+
+# Pixel Spacing (mm) of each profile at full size; a synthetic image of scale s has spacing / s.
+SPACING_MM = {'siemens': 0.085, 'planmed': 0.083, 'ims': 0.1}
+DEPTH_SCATTER_MM = 3.0  # how much a lesion's nipple depth differs between its CC and its MLO view (1 sd)
 
 
 def plan_dataset(studies: int, seed: int = 0, scale: float = 1.0, positive_rate: float = 0.3,
-                 test_fraction: float = 0.2) -> List[SynthImage]:
-    """Decides every image, label and box (cheap); :func:`render_dicom` draws the pixels later."""
+                 test_fraction: float = 0.2, distractors: float = 0.0) -> List[SynthImage]:
+    """Decides every image, label and box (cheap); :func:`render_dicom` draws the pixels later.
+
+    Each breast has a CC and an MLO view with a nipple and (MLO) a pectoral muscle; each lesion is one object of the
+    breast, placed in both views at its depth from the nipple along the nipple axis (with the few millimetres of
+    scatter real projections have) and its own lateral position in each; ``distractors`` unannotated lesion-like
+    blobs per image on average, each in one view only (what a second view helps to reject).
+    """
     rng = np.random.default_rng(seed)
     images = []
     for s in range(studies):
         study_id = _md5('study', seed, s)
-        profile = rng.choice(list(PROFILE_WEIGHTS), p=list(PROFILE_WEIGHTS.values()))
+        profile = str(rng.choice(list(PROFILE_WEIGHTS), p=list(PROFILE_WEIGHTS.values())))
         rows = max(int(round(rng.choice(PROFILES[profile].rows) * scale)), 32)
         cols = max(int(round(rng.choice(PROFILES[profile].cols) * scale)), 32)
         split = 'test' if rng.random() < test_fraction else 'training'
         for lat in ('L', 'R'):
-            if rng.random() < positive_rate:
-                breast_birads = int(rng.choice(BIRADS_VALUES, p=[0.45, 0.4, 0.15]))
-            else:
-                breast_birads = int(rng.choice([1, 2], p=[0.75, 0.25]))
-            density = str(rng.choice(list('ABCD'), p=[0.02, 0.1, 0.73, 0.15]))
-            lesions = []
-            if breast_birads >= 3:
-                for k in range(int(rng.integers(1, 3))):
-                    cat = str(rng.choice(list(LESION_WEIGHTS), p=np.array(list(LESION_WEIGHTS.values()))
-                                         / sum(LESION_WEIGHTS.values())))
-                    # The breast's label is the highest of its findings (finding BI-RADS <= breast BI-RADS).
-                    birads = breast_birads if k == 0 else int(rng.integers(3, breast_birads + 1))
-                    cats = [cat]
-                    if cat == 'Suspicious Calcification' and rng.random() < 0.15:
-                        cats.append('Focal Asymmetry')  # a multi-label box
-                    lesions.append((cats, birads, rng.random(2), rng.uniform(0.7, 1.4)))
-                if rng.random() < 0.25:
-                    lesions.append(([str(rng.choice(ASSOCIATED))], None, rng.random(2), rng.uniform(0.7, 1.3)))
+            breast_birads, density, lesions = _plan_breast(rng, positive_rate)
+            views = {}
             for view in ('CC', 'MLO'):
                 img = SynthImage(study_id, _md5('series', seed, s, lat, view), _md5('image', seed, s, lat, view),
-                                 lat, view, str(profile), rows, cols, breast_birads, density, split,
-                                 int(rng.integers(2**31)))
-                for cats, birads, pos, size_factor in lesions:
-                    # The same lesion on CC and MLO, at a slightly different place (no id links them).
-                    jitter = rng.normal(0, 0.05, 2) if view == 'MLO' else np.zeros(2)
-                    img.findings.append(Finding(cats, birads, place_lesion(img, cats[0], pos + jitter, size_factor,
-                                                                           scale, rng)))
+                                 lat, view, profile, rows, cols, breast_birads, density, split,
+                                 int(rng.integers(2**31)), spacing=SPACING_MM[profile] / scale)
+                if view == 'MLO':
+                    img.pectoral = (float(rng.uniform(0.22, 0.38)), float(rng.uniform(0.28, 0.45)))
+                img.nipple = view_geometry(img).tip
+                views[view] = img
+            for k, (cats, birads, depth, lateral, size_factor) in enumerate(lesions, 1):
+                d_mm = None
+                for view, img in views.items():
+                    geo = view_geometry(img)
+                    if cats[0] in SKIN_FINDINGS:
+                        box = place_lesion(img, cats[0], np.array([depth, lateral]), size_factor, scale, rng)
+                    else:
+                        # the lesion's depth in mm is the breast's; its MLO view scatters a few millimetres
+                        d_mm = depth * geo.depth_mm if d_mm is None else \
+                            d_mm + float(rng.normal(0, DEPTH_SCATTER_MM))
+                        box = _lesion_box(geo, cats[0], d_mm, float(rng.uniform(-1, 1)) if view == 'MLO' else
+                                          lateral, size_factor, scale, rng)
+                    img.findings.append(Finding(cats, birads, box, f'{lat}{k}'))
+            for img in views.values():
+                geo = view_geometry(img)
+                for _ in range(int(rng.poisson(distractors))):
+                    img.distractors.append(_lesion_box(geo, 'Mass', float(rng.uniform(0.2, 0.8)) * geo.depth_mm,
+                                                       float(rng.uniform(-1, 1)), rng.uniform(0.8, 1.3), scale, rng))
                 images.append(img)
     return images
+
+
+SKIN_FINDINGS = ('Skin Thickening', 'Skin Retraction', 'Nipple Retraction')
+
+
+def _plan_breast(rng: np.random.Generator, positive_rate: float) -> tuple:
+    """(breast BI-RADS, density, lesions as (categories, BI-RADS, depth fraction, lateral position, size factor))."""
+    if rng.random() < positive_rate:
+        breast_birads = int(rng.choice(BIRADS_VALUES, p=[0.45, 0.4, 0.15]))
+    else:
+        breast_birads = int(rng.choice([1, 2], p=[0.75, 0.25]))
+    density = str(rng.choice(list('ABCD'), p=[0.02, 0.1, 0.73, 0.15]))
+    lesions = []
+    if breast_birads >= 3:
+        for k in range(int(rng.integers(1, 3))):
+            cat = str(rng.choice(list(LESION_WEIGHTS), p=np.array(list(LESION_WEIGHTS.values()))
+                                 / sum(LESION_WEIGHTS.values())))
+            # The breast's label is the highest of its findings (finding BI-RADS <= breast BI-RADS).
+            birads = breast_birads if k == 0 else int(rng.integers(3, breast_birads + 1))
+            cats = [cat]
+            if cat == 'Suspicious Calcification' and rng.random() < 0.15:
+                cats.append('Focal Asymmetry')  # a multi-label box
+            lesions.append((cats, birads, float(rng.uniform(0.2, 0.75)), float(rng.uniform(-1, 1)),
+                            rng.uniform(0.7, 1.4)))
+        if rng.random() < 0.25:
+            lesions.append(([str(rng.choice(ASSOCIATED))], None, float(rng.random()), float(rng.random()),
+                            rng.uniform(0.7, 1.3)))
+    return breast_birads, density, lesions
+
+
+@dataclass(frozen=True)
+class ViewGeometry:
+    """One view of a synthetic breast, in its image's pixels: the breast ellipse against the chest-wall edge, the
+    chest-wall line (CC: the edge; MLO: the pectoral muscle's edge), the nipple at the skin line farthest from it,
+    and the nipple axis (unit vector from the nipple towards the chest wall) and its perpendicular."""
+    rows: int
+    cols: int
+    ellipse: tuple  # cx, cy, ax, ay
+    chest_wall: tuple  # two points
+    nipple: tuple  # on the ellipse
+    tip: tuple  # of the nipple's bump, the landmark
+    axis: tuple
+    across: tuple
+    spacing: float
+
+    @property
+    def depth_mm(self) -> float:
+        """Distance from the nipple (tip) to the chest-wall line, mm."""
+        return _line_distance(self.tip, self.chest_wall) * self.spacing
+
+    def inside(self, x: float, y: float) -> bool:
+        cx, cy, ax, ay = self.ellipse
+        if not (0 <= x < self.cols and 0 <= y < self.rows) or ((x - cx) / ax) ** 2 + ((y - cy) / ay) ** 2 > 1:
+            return False
+        (x0, y0), (x1, y1) = self.chest_wall
+        if x0 != x1:  # MLO: on the nipple's side of the muscle's edge
+            side = (x1 - x0) * (y - y0) - (y1 - y0) * (x - x0)
+            nipple = (x1 - x0) * (self.nipple[1] - y0) - (y1 - y0) * (self.nipple[0] - x0)
+            return side * nipple > 0
+        return True
+
+
+def _line_distance(p: tuple, line: tuple) -> float:
+    (x0, y0), (x1, y1) = line
+    return abs((p[0] - x0) * (y1 - y0) - (p[1] - y0) * (x1 - x0)) / max(np.hypot(x1 - x0, y1 - y0), 1e-9)
+
+
+def view_geometry(img: SynthImage) -> ViewGeometry:
+    """The geometry :func:`render_pixels` draws for ``img`` (also the landmarks' truth)."""
+    cx, cy, ax, ay = _breast_geometry(img)
+    wall_x = 0.0 if img.laterality == 'L' else float(img.cols)
+    out = 1.0 if img.laterality == 'L' else -1.0  # from the chest wall towards the nipple, along x
+    if img.view == 'MLO':
+        x_tip, y_tip = img.pectoral
+        chest = ((wall_x + out * img.cols * x_tip, 0.0), (wall_x, img.rows * y_tip))
+    else:
+        chest = ((wall_x, 0.0), (wall_x, float(img.rows)))
+    theta = np.linspace(-np.pi / 2, np.pi / 2, 721)
+    pts = np.stack([cx + out * ax * np.cos(theta), cy + ay * np.sin(theta)], 1)
+    pts = pts[(pts[:, 0] >= 0) & (pts[:, 0] < img.cols) & (pts[:, 1] >= 0) & (pts[:, 1] < img.rows)]
+    dist = np.array([_line_distance(p, chest) for p in pts])
+    nipple = tuple(map(float, pts[int(np.argmax(dist))]))
+    (x0, y0), (x1, y1) = chest
+    normal = np.array([y1 - y0, -(x1 - x0)], np.float64)
+    normal /= np.linalg.norm(normal)
+    if normal[0] * out > 0:
+        normal = -normal  # towards the chest wall
+    bump = max(img.cols * 0.012, 1.5)
+    tip = (nipple[0] - normal[0] * 1.6 * bump, nipple[1] - normal[1] * 1.6 * bump)
+    return ViewGeometry(img.rows, img.cols, (cx, cy, ax, ay), chest, nipple, tip, tuple(normal),
+                        (-float(normal[1]), float(normal[0])), img.spacing or 1.0)
+
+
+def _lesion_box(geo: ViewGeometry, category: str, depth_mm: float, lateral: float, size_factor: float,
+                scale: float, rng: np.random.Generator) -> tuple:
+    """The box of a lesion at ``depth_mm`` from the nipple along the axis (kept inside the breast) and at
+    ``lateral`` (-1..1) of the breast's extent across the axis there."""
+    depth_px = float(np.clip(depth_mm, 0.1 * geo.depth_mm, 0.85 * geo.depth_mm)) / geo.spacing
+    px, py = geo.tip[0] + geo.axis[0] * depth_px, geo.tip[1] + geo.axis[1] * depth_px
+    extent = []
+    for sign in (1, -1):  # how far the breast reaches across the axis, each way
+        t = 0.0
+        while t < max(geo.rows, geo.cols) and geo.inside(px + sign * t * geo.across[0], py + sign * t * geo.across[1]):
+            t += max(geo.cols / 200, 1.0)
+        extent.append(t)
+    t = lateral * 0.7 * (extent[0] if lateral >= 0 else extent[1])
+    x, y = px + t * geo.across[0], py + t * geo.across[1]
+    side = SIZE[category] * scale * size_factor
+    w, h = side * rng.uniform(0.8, 1.25), side * rng.uniform(0.8, 1.25)
+    return (round(float(x - w / 2), 2), round(float(y - h / 2), 2),
+            round(float(x + w / 2), 2), round(float(y + h / 2), 2))
 
 
 def _breast_geometry(img: SynthImage) -> tuple:
@@ -231,14 +359,22 @@ def render_pixels(img: SynthImage) -> np.ndarray:
     density = {'A': 0.25, 'B': 0.32, 'C': 0.4, 'D': 0.48}[img.density]
     tissue = density + 0.12 * (_lowfreq(rng, rows, cols) - 0.5)
     out = np.where(mask > 0, tissue, np.float32(0.03)).astype(np.float32)
+    if img.nipple is not None:  # a small bump on the skin line
+        geo = view_geometry(img)
+        bump = max(cols * 0.012, 1.5)
+        c = (geo.nipple[0] - geo.axis[0] * 0.6 * bump, geo.nipple[1] - geo.axis[1] * 0.6 * bump)
+        cv2.circle(out, (int(round(c[0])), int(round(c[1]))), int(round(bump)), float(tissue.mean()), -1)
     if img.view == 'MLO':  # pectoral muscle: a bright triangle at the chest wall, top
+        x_tip, y_tip = img.pectoral
         x_wall = 0 if img.laterality == 'L' else cols - 1
-        x_tip = int(cols * 0.3) if img.laterality == 'L' else int(cols * 0.7)
-        pts = np.array([[x_wall, 0], [x_tip, 0], [x_wall, int(rows * 0.35)]], np.int32)
+        x_edge = int(cols * x_tip) if img.laterality == 'L' else int(cols * (1 - x_tip))
+        pts = np.array([[x_wall, 0], [x_edge, 0], [x_wall, int(rows * y_tip)]], np.int32)
         cv2.fillPoly(out, [pts], 0.62)
     for f in img.findings:
         for cat in f.categories:
             _draw_lesion(out, cat, f.birads, f.box, rng)
+    for box in img.distractors:
+        _draw_lesion(out, 'Mass', 4, box, rng)
     out += rng.normal(0, 0.012, (rows, cols)).astype(np.float32)
     return np.clip(out, 0.0, 1.0, out=out)
 
@@ -274,6 +410,8 @@ def _header(img: SynthImage, encoding: str):
     ds.Manufacturer, ds.ManufacturerModelName = PROFILES[img.profile].manufacturer, PROFILES[img.profile].model
     ds.ImageLaterality = img.laterality
     ds.ViewPosition = img.view
+    if img.spacing:
+        ds.PixelSpacing = [round(img.spacing, 6)] * 2
     ds.PatientID = img.study_id[:16]
     ds.Rows, ds.Columns = img.rows, img.cols
     ds.SamplesPerPixel = 1
@@ -374,15 +512,16 @@ def write_csvs(images: Sequence[SynthImage], root: str) -> None:
         common = [im.study_id, im.series_id, im.image_id, im.laterality, im.view, im.rows, im.cols,
                   f'BI-RADS {im.breast_birads}', f'DENSITY {im.density}']
         if not im.findings:
-            rows.append(common + [str([NO_FINDING]), '', '', '', '', '', im.split])
+            rows.append(common + [str([NO_FINDING]), '', '', '', '', '', im.split, ''])
         for f in im.findings:
             rows.append(common + [str(f.categories), '' if f.birads is None else f'BI-RADS {f.birads}',
-                                  *map(_fmt_box, f.box), im.split])
+                                  *map(_fmt_box, f.box), im.split, f.lesion_id or ''])
         breast_rows.append(common + [im.split])
         meta_rows.append([im.image_id, im.series_id, f'0{40 + int(im.seed) % 40}Y', im.view, im.laterality,
                           PROFILES[im.profile].photometric, im.rows, im.cols, PROFILES[im.profile].manufacturer,
                           PROFILES[im.profile].model])
-    for name, header, body in (('finding_annotations.csv', FINDING_HEADER, rows),
+    # lesion_id: an extra last column of the synthetic release (the real one links no lesion across views)
+    for name, header, body in (('finding_annotations.csv', FINDING_HEADER + ['lesion_id'], rows),
                                ('breast-level_annotations.csv', BREAST_HEADER, breast_rows),
                                ('metadata.csv', METADATA_HEADER, meta_rows)):
         write_csv(os.path.join(root, name), body, header)
@@ -393,12 +532,27 @@ def _render_one(args) -> None:
     render_dicom(img, os.path.join(root, 'images', img.study_id, f'{img.image_id}.dicom'))
 
 
+def release_truth(images: Sequence[SynthImage]) -> dict:
+    """What the synthetic release holds (``synth_truth.json``): per image its side, view, pixel spacing, landmarks
+    (the nipple's tip and two points of the chest-wall line, pixels), boxes with their lesion ids, and the
+    unannotated distractors."""
+    out = {}
+    for im in images:
+        geo = view_geometry(im)
+        out[im.image_id] = dict(
+            study_id=im.study_id, laterality=im.laterality, view=im.view, split=im.split, spacing=im.spacing,
+            nipple=list(geo.tip), chest_wall=[list(p) for p in geo.chest_wall],
+            boxes=[dict(categories=f.categories, birads=f.birads, xyxy=list(f.box), lesion_id=f.lesion_id)
+                   for f in im.findings], distractors=[list(b) for b in im.distractors])
+    return dict(images=out, depth_scatter_mm=DEPTH_SCATTER_MM)
+
+
 def write_dataset(root: str, studies: int = 20, seed: int = 0, scale: float = 1.0, workers: int = 1,
-                  positive_rate: float = 0.3, progress: bool = True) -> List[SynthImage]:
+                  positive_rate: float = 0.3, progress: bool = True, distractors: float = 0.0) -> List[SynthImage]:
     """Writes a synthetic VinDr-Mammo release to ``root`` and returns its plan (the ground truth)."""
     from tqdm import tqdm
 
-    images = plan_dataset(studies, seed=seed, scale=scale, positive_rate=positive_rate)
+    images = plan_dataset(studies, seed=seed, scale=scale, positive_rate=positive_rate, distractors=distractors)
     write_csvs(images, root)
     todo = [(im, root) for im in images
             if not os.path.exists(os.path.join(root, 'images', im.study_id, f'{im.image_id}.dicom'))]

@@ -92,6 +92,36 @@ def load_thresholds(metrics_path: str, fppi: float, classes: Sequence[str]) -> n
     return np.array(thr, np.float64)
 
 
+def _dicom_context(path: str) -> dict:
+    """Study, side, view and pixel spacing of an input from its DICOM header (empty for a PNG or a bad file): what
+    two-view fusion needs beside the landmarks."""
+    if not path.lower().endswith(('.dicom', '.dcm')):
+        return {}
+    import pydicom
+
+    from mammo_det.io.dicom import pixel_spacing
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception:  # noqa: BLE001 - an unreadable header only means no fusion for this input
+        return {}
+    spacing = pixel_spacing(ds)
+    laterality = str(ds.get('ImageLaterality') or ds.get('Laterality') or '').strip() or None
+    return dict(study_id=str(ds.get('StudyInstanceUID') or '') or None, laterality=laterality,
+                view_position=str(ds.get('ViewPosition') or '').strip() or None,
+                pixel_spacing=list(spacing[:2]) if spacing else None)
+
+
+def _landmarks(image: np.ndarray, result, t, context: dict) -> dict:
+    """The landmarks of the loaded (resized) image, in original pixels."""
+    from mammo_det.io.geometry import points_to_original
+    from mammo_det.io.landmarks import find_landmarks
+
+    sx, sy = result.metainfo['scale_factor']
+    lm = find_landmarks(image, context.get('view_position') or '', context.get('laterality'))
+    return lm.mapped(lambda p: points_to_original(p / [sx, sy], t)).to_dict()
+
+
 def _record(path: str, result, classes: Sequence[str], score_thr: float,
             class_thr: Optional[np.ndarray] = None) -> tuple:
     """(prediction entry with boxes in the DICOM grid, kept boxes/scores/labels/birads in input pixels).
@@ -124,8 +154,32 @@ def _record(path: str, result, classes: Sequence[str], score_thr: float,
             d['birads_scores'] = [round(float(v), 5) for v in probs[k]]
         dets.append(d)
     entry = dict(file=path, source_id=os.path.splitext(os.path.basename(path))[0], width=t.orig_width,
-                 height=t.orig_height, overlay=None, detections=dets)
-    return entry, (boxes, scores, labels, birads)
+                 height=t.orig_height, overlay=None, **_dicom_context(path), detections=dets)
+    return entry, (boxes, scores, labels, birads), t
+
+
+def fuse_entries(predictions: List[dict], fuser: dict, classes: Sequence[str]) -> dict:
+    """Rescores ``predictions`` (infer's entries, landmarks and boxes in DICOM pixels) with a fitted two-view fuser,
+    in place; returns the fusion statistics."""
+    from mammo_det.fusion import fuse_predictions
+
+    cat = {c: k for k, c in enumerate(classes, 1)}
+    images = [dict(id=k, file_name=p['file'], study_id=p.get('study_id'), laterality=p.get('laterality'),
+                   view_position=p.get('view_position'), pixel_spacing=p.get('pixel_spacing'),
+                   landmarks=p.get('landmarks')) for k, p in enumerate(predictions)]
+    dets, where = [], []
+    for k, p in enumerate(predictions):
+        for j, d in enumerate(p['detections']):
+            x0, y0, x1, y1 = d['bbox']
+            dets.append(dict(image_id=k, category_id=cat[d['category']], bbox=[x0, y0, x1 - x0, y1 - y0],
+                             score=d['score']))
+            where.append((k, j))
+    fused, stats = fuse_predictions(dict(images=images, annotations=[], categories=[]), dets, fuser)
+    for (k, j), f in zip(where, fused):
+        if 'score_single' in f:
+            predictions[k]['detections'][j].update(score=round(f['score'], 5), score_single=f['score_single'],
+                                                   fusion=f['fusion'])
+    return stats
 
 
 def _overlay_name(stem: str, taken: set, index: int) -> str:
@@ -172,7 +226,7 @@ def torch_bool(mask: np.ndarray, device):
 
 def infer(config: str, checkpoint: str, inputs: Sequence[str], out_dir: str, device: Optional[str] = None,
           batch_size: int = 4, score_thr: float = 0.05, workers: int = 2, progress: bool = True,
-          thresholds: Optional[str] = None, fppi: Optional[float] = None) -> dict:
+          thresholds: Optional[str] = None, fppi: Optional[float] = None, fuser: Optional[str] = None) -> dict:
     """Runs a trained detector on DICOMs/PNGs; writes ``predictions.json`` and one overlay PNG per input.
 
     DICOMs get the converter's preprocessing (the config's test pipeline carries it), and boxes are mapped back to
@@ -180,7 +234,9 @@ def infer(config: str, checkpoint: str, inputs: Sequence[str], out_dir: str, dev
     BI-RADS is the model's own prediction. Decoding and preprocessing run in ``workers`` processes (0: in this
     one) while the model works; outputs keep the order of the inputs, and unreadable files are listed and skipped.
     ``thresholds`` (a metrics.json) with ``fppi``: keep each class's boxes at its operating point at that FPPI
-    (score >= its threshold) instead of ``score_thr``.
+    (score >= its threshold) instead of ``score_thr``. Every entry carries the image's landmarks (DICOM pixels) and,
+    from a DICOM header, its study, side, view and pixel spacing; ``fuser`` (from ``mammo-det fuse --fit``) rescores
+    the detections of breasts whose CC and MLO views are among the inputs.
 
     Returns:
         dict(predictions=[...], errors=[...]) as written to ``out_dir``.
@@ -213,16 +269,22 @@ def infer(config: str, checkpoint: str, inputs: Sequence[str], out_dir: str, dev
             with torch.no_grad():
                 results = model.test_step(pseudo_collate([it['sample'] for it in items]))
             for it, res in zip(items, results):
-                entry, (boxes, scores, labels, birads) = _record(it['file'], res, classes, score_thr, class_thr)
+                entry, (boxes, scores, labels, birads), t = _record(it['file'], res, classes, score_thr, class_thr)
                 entry['overlay'] = _overlay_name(entry['source_id'], overlays, len(predictions))
                 predictions.append(entry)
                 img = it['sample']['inputs'][0].numpy()  # the loaded (resized) image, one channel
+                entry['landmarks'] = _landmarks(img, res, t, entry)
                 sx, sy = res.metainfo['scale_factor']
                 overlay = draw_detections(img, boxes * [sx, sy, sx, sy], [classes[int(c)] for c in labels], scores,
                                           birads)
                 with atomic_path(os.path.join(out_dir, entry['overlay'])) as tmp:
                     cv2.imwrite(tmp, overlay)
+    fusion = None
+    if fuser is not None:
+        from mammo_det.fusion import load_fuser
+
+        fusion = fuse_entries(predictions, load_fuser(fuser), classes)
     write_json(os.path.join(out_dir, 'predictions.json'), predictions, indent=1)
     if errors:
         write_json(os.path.join(out_dir, 'errors.json'), errors, indent=1)
-    return dict(predictions=predictions, errors=errors)
+    return dict(predictions=predictions, errors=errors, fusion=fusion)

@@ -26,6 +26,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from .keys import COCO_IOU_THRS, IOU50, IOU75, RECALL_THRS, fppi_key
+from .lesion import lesion_events
 
 CHUNK_ELEMENTS = 1 << 24  # resamples are processed in chunks holding at most this many values per table
 
@@ -145,7 +146,7 @@ class BootstrapData:
 
     def __init__(self, gt: dict, dets: List[dict], coco_matches: Dict[int, dict], extra_keys: Sequence[str],
                  froc_matches: Dict[int, dict], fppi_points: Sequence[float], breast: Optional[tuple],
-                 birads: Optional[tuple]):
+                 birads: Optional[tuple], lesion_keys: Optional[List[tuple]] = None):
         """
         Args:
             coco_matches: :func:`coco.match_sorted` at the AP thresholds: the rows of ``COCO_IOU_THRS``, then one
@@ -154,6 +155,8 @@ class BootstrapData:
             breast: (study id, score, breast BI-RADS) of each breast, or None.
             birads: (image id, whether the predicted BI-RADS is right) of each matched box with a known BI-RADS,
                 or None.
+            lesion_keys: per annotation its lesion (:func:`lesion.lesion_keys`), for the lesion-level FROC; None
+                without one.
         """
         self.img_unit, self.units = resampling_units(gt['images'])
         img_pos = {im['id']: k for k, im in enumerate(gt['images'])}
@@ -175,6 +178,22 @@ class BootstrapData:
             self.breast = (np.array([unit_of[str(sid)] for sid in breast[0]], np.int64), breast[1], breast[2])
         if birads is not None:
             self.birads = (self.img_unit[[img_pos[i] for i in birads[0]]], birads[1])
+        self.lesions = self._lesion_table(gt, froc_matches, lesion_keys, img_pos) if lesion_keys else None
+
+    def _lesion_table(self, gt: dict, froc_matches: Dict[int, dict], keys: List[tuple], img_pos: dict) -> dict:
+        """Per category: (first-hit events along its FROC matches, lesions per unit)."""
+        out = {}
+        for c in self.cats:
+            m = froc_matches[c]
+            first = lesion_events(dict(tp=m['tp'][0], gt_index=m['gt_index'][0]), keys)
+            lesions = {}
+            for i, a in enumerate(gt['annotations']):
+                if a['category_id'] == c and not a.get('iscrowd', 0):
+                    lesions.setdefault(keys[i], a['image_id'])
+            count = np.zeros(len(self.units))
+            np.add.at(count, [self.img_unit[img_pos[i]] for i in lesions.values()], 1)
+            out[c] = (first, count)
+        return out
 
     def samples(self, weights: np.ndarray) -> Dict[tuple, np.ndarray]:
         """Metric path -> value per resample (rows of ``weights``, [B, units]); chunked to bound memory."""
@@ -208,6 +227,11 @@ class BootstrapData:
             ctp, cfp = _weighted_tp_fp(w, tp, fp, unit)
             for f, rec in zip(self.fppi_points, _recall_at(ctp, cfp, npig, n_img, self.fppi_points)):
                 out[('per_category', name, 'recall_at_fppi', fppi_key(f))] = rec
+            if self.lesions is not None:
+                first, count = self.lesions[c]
+                ctp, cfp = _weighted_tp_fp(w, first, fp, unit)
+                for f, rec in zip(self.fppi_points, _recall_at(ctp, cfp, w @ count, n_img, self.fppi_points)):
+                    out[('lesion_level', name, 'recall_at_fppi', fppi_key(f))] = rec
         if self.breast is not None:
             unit, scores, birads = self.breast
             for t in (4, 3):

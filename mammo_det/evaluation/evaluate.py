@@ -19,6 +19,7 @@ from .coco import ap_from_precision, coco_precision, drop_ignored, match_sorted
 from .froc import operating_points, recall_at_fppi, recall_by_birads
 from .inputs import EvaluationInputError, validate_gt
 from .keys import COCO_IOU_THRS, FPPI_POINTS, IOU50, IOU75, ap_key, ap_keys
+from .lesion import lesion_keys, lesion_level
 from .protocol import check_protocol, restrict, select_images, subgroups
 
 
@@ -93,16 +94,18 @@ def point_metrics(gt: dict, dets: List[dict], protocol: dict, backend: str = 'fa
 
     birads, birads_table = birads_metrics(gt, dets, matches, backend)
     breast, breast_table = breast_metrics(gt, dets)
+    lesions, lesion_table = lesion_level(gt, matches, n_img, fppi_points)
     result = dict(mAP=mean('AP'), mAP50=mean('AP50'), mAP75=mean('AP75'),
                   **{'m' + ap_key(t): mean(ap_key(t)) for t in extra}, froc_iou=protocol['froc_iou'],
                   protocol=dict(protocol), num_images=n_img, num_detections=len(dets), per_category=per_cat,
-                  birads=birads, breast=breast, operating_points=ops, recall_by_birads=by_birads)
+                  birads=birads, breast=breast, operating_points=ops, recall_by_birads=by_birads,
+                  lesion_level=lesions)
     if curves:
         result['_curves'] = curve_data
     data = None
     if for_bootstrap:
         data = BootstrapData(gt, dets, coco_sorted, [ap_key(t) for t in extra], froc_sorted, fppi_points,
-                             breast_table, birads_table)
+                             breast_table, birads_table, lesion_keys(gt) if lesion_table else None)
     return result, data
 
 
@@ -190,4 +193,10 @@ def _differences(model: dict, ref: dict, samples: Optional[dict], ref_samples: O
         c['recall_at_fppi'] = {f: entry(('per_category', cat, 'recall_at_fppi', f), r, rv['recall_at_fppi'][f])
                                for f, r in v['recall_at_fppi'].items()}
         d['per_category'][cat] = c
+    if model.get('lesion_level') and ref.get('lesion_level'):
+        d['lesion_level'] = {
+            cat: dict(recall_at_fppi={
+                f: entry(('lesion_level', cat, 'recall_at_fppi', f), r, ref['lesion_level'][cat]['recall_at_fppi'][f])
+                for f, r in v['recall_at_fppi'].items()})
+            for cat, v in model['lesion_level'].items()}
     return d

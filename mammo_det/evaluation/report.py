@@ -129,6 +129,9 @@ def format_table(metrics: dict) -> str:
     if ci:
         out.append(f"{ci['level']:.0%} intervals over {ci['n']} study resamples (seed {ci['seed']})")
     out.append(format_rows(per_category_rows(metrics, intervals='text', digits=4), digits=4, style='text'))
+    if metrics.get('lesion_level'):
+        out += ['', 'lesion level (a lesion found in either view; false positives per image as above):',
+                format_rows(lesion_rows(metrics, intervals='text'), digits=4, style='text')]
     out += summary_lines(metrics)
     if metrics.get('subgroups'):
         out += ['', format_rows(subgroup_rows(metrics, intervals='text'), digits=4, style='text')]
@@ -136,6 +139,26 @@ def format_table(metrics: dict) -> str:
     if line:
         out.append(line)
     return '\n'.join(out)
+
+
+def lesion_rows(metrics: dict, intervals: str = 'columns') -> List[dict]:
+    """One row per category with lesions: their number and the lesion-level recall at each FPPI point."""
+    ci = (metrics.get('ci') or {}).get('lesion_level', {})
+    rows = []
+    for name, v in (metrics.get('lesion_level') or {}).items():
+        if not v['num_lesions']:
+            continue
+        row = dict(category=name, num_lesions=v['num_lesions'])
+        for f, r in v['recall_at_fppi'].items():
+            bounds = ci.get(name, {}).get('recall_at_fppi', {}).get(f)
+            if intervals == 'text':
+                row[f'R@{f}FPPI'] = with_interval(r, bounds, 4)
+            else:
+                row[f'R@{f}FPPI'] = r
+                if ci:
+                    row[f'R@{f}FPPI_lo'], row[f'R@{f}FPPI_hi'] = bounds if bounds else (None, None)
+        rows.append(row)
+    return rows
 
 
 def subgroup_rows(metrics: dict, intervals: str = 'columns') -> List[dict]:
@@ -177,6 +200,9 @@ def write_outputs(metrics: dict, out_dir: str) -> dict:
     if metrics.get('subgroups'):
         paths['subgroups'] = os.path.join(out_dir, 'subgroups.csv')
         write_csv(paths['subgroups'], subgroup_rows(metrics))
+    if lesion_rows(metrics):
+        paths['lesions'] = os.path.join(out_dir, 'lesion_level.csv')
+        write_csv(paths['lesions'], lesion_rows(metrics))
     return paths
 
 
@@ -196,6 +222,10 @@ def comparison_rows(result: dict) -> list:
             for k in keys:
                 rows.append(dict(model=name, category=cat, metric=k, **_flat(c[k])))
             rows.append(dict(model=name, category=cat, metric=recall_column(), **_flat(c['recall_at_fppi'][head])))
+        for cat, c in (d.get('lesion_level') or {}).items():
+            if result['models'][result['reference']]['lesion_level'][cat]['num_lesions']:
+                for f, e in c['recall_at_fppi'].items():
+                    rows.append(dict(model=name, category=cat, metric=f'lesion {recall_column(float(f))}', **_flat(e)))
     return rows
 
 

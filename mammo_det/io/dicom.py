@@ -135,6 +135,20 @@ def device(header: Any) -> tuple:
     return tag('Manufacturer'), tag('ManufacturerModelName')
 
 
+def pixel_spacing(header: Any) -> Optional[tuple]:
+    """(row spacing, column spacing in mm, the tag it came from) of a header: Pixel Spacing, else Imager Pixel
+    Spacing (at the detector; mammograms magnify little); None when neither is usable."""
+    for keyword in ('PixelSpacing', 'ImagerPixelSpacing'):
+        value = header.get(keyword) if header is not None else None
+        try:
+            row, col = (float(v) for v in _multi(value))
+        except (TypeError, ValueError):
+            continue
+        if row > 0 and col > 0:
+            return row, col, keyword
+    return None
+
+
 def read_device(path: PathLike) -> tuple:
     """:func:`device` of a file, reading only those two tags."""
     import pydicom

@@ -68,6 +68,12 @@ def to_original(boxes: np.ndarray, t: ImageTransform) -> np.ndarray:
     return boxes / [sx, sy, sx, sy] + [t.crop[0], t.crop[1], t.crop[0], t.crop[1]]
 
 
+def points_to_original(points: np.ndarray, t: ImageTransform) -> np.ndarray:
+    """(N, 2) xy points in converted image pixels -> original DICOM pixels."""
+    sx, sy = t.scale
+    return np.asarray(points, dtype=np.float64).reshape(-1, 2) / [sx, sy] + [t.crop[0], t.crop[1]]
+
+
 def breast_bbox(display: np.ndarray, *, stride: int = 8, margin: float = 0.01) -> tuple:
     """Bounding box ``(x0, y0, x1, y1)`` of the breast: the largest bright connected region.
 

@@ -325,3 +325,20 @@ def test_embed_label_table_follows_the_legend_and_the_birads_atlas():
             **{('calcfind', c): None for c in '9CDELMJRSOUVQ'},  # the typically benign ones
             ('calcfind', 'G'): BY_ASSESSMENT, ('calcfind', 'P'): BY_ASSESSMENT}
     assert {k: v[1] for k, v in LABELS.items()} == want
+
+
+def test_docs_print_the_embed_label_table_of_the_code():
+    from data_converters.embed import BY_ASSESSMENT, LABELS
+
+    text = open(os.path.join(REPO, 'docs', 'datasets.md')).read()
+    rows = [line.strip('|').split('|') for line in text.splitlines()
+            if line.startswith('| massshape |') or line.startswith('| calcfind |')]
+    table = {(r[0].strip(), r[1].strip()): (r[2].strip(), r[3].strip()) for r in rows}
+    assert len(rows) == len(table) == len(LABELS)
+    for key, (meaning, cat) in LABELS.items():
+        doc_meaning, doc_cat = table[key]
+        assert doc_meaning == meaning, key
+        if cat == BY_ASSESSMENT:
+            assert doc_cat.startswith('Suspicious Calcification if the finding is assessed BI-RADS >= 3'), key
+        else:
+            assert doc_cat == (cat or 'left out, counted'), key
