@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_ID := $(shell test -x $(PY) && $(PY) -c 'import importlib.metadata as m; print(m.version("torch"))' 2>/dev/null)
 STAMP := $(VENV)/.mammo-det-installed-$(TORCH_ID)
 
-.PHONY: install test demo lint clean
+.PHONY: install test test-fast demo lint clean
 
 install: $(STAMP)
 
@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml tools/install.sh
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The edit loop: everything that trains no model.
+test-fast: install
+	$(PY) -m pytest -m "not slow and not training" $(PYTEST_ARGS)
 
 demo: install
 	$(VENV)/bin/mammo-det demo --out work_dirs/demo

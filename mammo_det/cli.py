@@ -278,8 +278,8 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--out', default='work_dirs/demo')
     p.add_argument('--studies', type=int, default=60)
     p.add_argument('--scale', type=float, default=0.15)
-    p.add_argument('--epochs', type=int, default=12)
-    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--epochs', type=int, default=None, help="default: the demo config's max_epochs")
+    p.add_argument('--seed', type=int, default=0, help='seeds the synthetic release and the training')
 
 
 def _demo(args) -> int:

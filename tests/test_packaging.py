@@ -34,7 +34,7 @@ def test_wheel_into_a_fresh_venv_finds_configs_and_runs_demo_help(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     count, isfile, installed, name = out.stdout.split()
     assert (int(count), isfile, installed) == (len(list_configs()), 'True', 'True')
-    assert name == 'faster-rcnn_r18-w16_fpn_birads_1xb4-12e_synth-mammo.py'
+    assert name == 'faster-rcnn_r18-w16_fpn_birads_1xb4-24e_synth-mammo.py'
     # The _base_ files travel too: the installed demo config parses (its bases resolve inside site-packages).
     base = subprocess.run([str(venv / 'bin' / 'python'), '-c',
                            'import os; from mammo_det.apis.configs import package_configs_dir as d; '

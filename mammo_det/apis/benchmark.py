@@ -63,12 +63,18 @@ def _model_stats(model, cfg) -> dict:
     return dict(params_M=_count_params(model) / 1e6, GFLOPs=_flops(model, (3, scale[0], int(scale[0] * 0.8))))
 
 
+# Leaderboard column -> key of metrics['birads'] (BI-RADS accuracy on matched boxes, the BI-RADS 4-5 AP).
+BIRADS_COLUMNS = {'BI-RADS acc': 'accuracy', 'BI-RADS 4-5 AP': 'suspicious_AP'}
+NO_BRANCH = 'no branch'  # what the BI-RADS columns say for a model whose predictions carry no BI-RADS
+
+
 def _row(name: str, metrics: dict, stats: dict, test_s: Optional[float], train_s: Optional[float]) -> dict:
+    birads = metrics.get('birads')
     return dict(config=name, mAP=metrics['mAP'], mAP50=metrics['mAP50'],
                 **{f'AP {c}': v['AP'] for c, v in metrics['per_category'].items() if v['num_gt']},
                 **{recall_column(): _mean([v['recall_at_fppi'][fppi_key(HEADLINE_FPPI)]
                                     for v in metrics['per_category'].values() if v['num_gt']])},
-                birads_acc=(metrics.get('birads') or {}).get('accuracy'), **stats,
+                **{col: birads[key] if birads else NO_BRANCH for col, key in BIRADS_COLUMNS.items()}, **stats,
                 test_img_per_s=metrics['num_images'] / test_s if test_s else None, train_s=train_s)
 
 
@@ -134,8 +140,9 @@ def _mean(v):
 
 def add_intervals(rows: List[dict], entries: List[dict], data_root: str, bootstrap: int, seed: int,
                   ci: float) -> None:
-    """Adds ``<col>_lo``/``<col>_hi`` for mAP, mAP50 and each AP, and the paired difference of mAP to the first
-    config (``dmAP``, ``dmAP_lo``, ``dmAP_hi``, ``dmAP_p``), from the test predictions on the same resamples."""
+    """Adds ``<col>_lo``/``<col>_hi`` for mAP, mAP50, each AP and the BI-RADS columns, and the paired difference
+    of mAP to the first config (``dmAP``, ``dmAP_lo``, ``dmAP_hi``, ``dmAP_p``), from the test predictions on the
+    same resamples."""
     from mammo_det.evaluation import compare, evaluate, validate_detections
 
     if not bootstrap or not rows:
@@ -166,8 +173,10 @@ def add_intervals(rows: List[dict], entries: List[dict], data_root: str, bootstr
                   for r, g, p in zip(rows, gts, preds)}
     for r in rows:
         block = models[r['config']]['ci']
+        birads = block.get('birads') or {}
         for col, bounds in [('mAP', block['mAP']), ('mAP50', block['mAP50'])] + [
-                (f'AP {c}', v['AP']) for c, v in block['per_category'].items() if f'AP {c}' in r]:
+                (f'AP {c}', v['AP']) for c, v in block['per_category'].items() if f'AP {c}' in r] + [
+                (col, birads.get(key)) for col, key in BIRADS_COLUMNS.items() if r[col] != NO_BRANCH]:
             r[f'{col}_lo'], r[f'{col}_hi'] = bounds if bounds else (None, None)
         r['bootstrap'] = f'{bootstrap} study resamples, seed {seed}, {ci:.0%}'
 

@@ -5,10 +5,11 @@ import json
 import os
 import shutil
 import time
+from typing import Optional
 
 from mammo_det.fileio import atomic_path, write_text
 
-DEMO_CONFIG = 'demo/faster-rcnn_r18-w16_fpn_birads_1xb4-12e_synth-mammo.py'  # in the shipped configs
+DEMO_CONFIG = 'demo/faster-rcnn_r18-w16_fpn_birads_1xb4-24e_synth-mammo.py'  # in the shipped configs
 
 
 def _examples(coco_dir: str, preds_file: str, out_dir: str, n: int = 4) -> list:
@@ -82,12 +83,14 @@ def _convert(raw: str, coco: str, config: str, workers: int) -> None:
         print(f"  {split}: {s['images']} images, {s['positive_images']} with findings, {s['annotations']} boxes")
 
 
-def _train(config: str, coco: str, work: str, epochs: int, ckpt: str, config_out: str) -> None:
-    """Trains (resuming a killed run) for ``epochs``; keeps the final weights and the resolved config."""
+def _train(config: str, coco: str, work: str, epochs: int, seed: int, ckpt: str, config_out: str) -> None:
+    """Trains (resuming a killed run) for ``epochs`` from ``seed``; keeps the final weights and the resolved
+    config."""
     from mammo_det.apis.runner import build_train_runner, load_config, set_max_epochs
 
     cfg = load_config(config, work_dir=work, data_root=coco)
     set_max_epochs(cfg, epochs)
+    cfg.randomness.seed = seed
     cfg.default_hooks.checkpoint.interval = epochs
     cfg.train_cfg.val_interval = epochs + 1  # no validation: the test split is evaluated once, after training
     runner = build_train_runner(cfg, work_dir=work, resume=os.path.exists(os.path.join(work, 'last_checkpoint')))
@@ -97,9 +100,15 @@ def _train(config: str, coco: str, work: str, epochs: int, ckpt: str, config_out
     runner.cfg.dump(config_out)
 
 
-def run_demo(out: str = 'work_dirs/demo', studies: int = 60, scale: float = 0.15, epochs: int = 12,
-             seed: int = 0, workers: int = 0) -> dict:
-    """Runs the demo end to end into ``out``; returns the test metrics. Reruns reuse what is already there."""
+def run_demo(out: str = 'work_dirs/demo', studies: int = 60, scale: float = 0.15, epochs: Optional[int] = None,
+             seed: int = 0, workers: int = 0, distractors: float = 0.0) -> dict:
+    """Runs the demo end to end into ``out``; returns the test metrics. Reruns reuse what is already there.
+
+    Args:
+        epochs: None: the demo config's ``max_epochs``.
+        seed: of the synthetic release and of the training.
+        distractors: mean number of lesion-like blobs per image, unannotated and in one view only.
+    """
     from data_converters.synth.vindr import write_dataset
     from mammo_det.apis.configs import find_config
     from mammo_det.apis.runner import build_test_runner
@@ -109,7 +118,11 @@ def run_demo(out: str = 'work_dirs/demo', studies: int = 60, scale: float = 0.15
     raw, coco, work, eval_dir = (os.path.join(out, d) for d in ('raw', 'coco', 'work', 'eval'))
     ckpt, config_out, preds = (os.path.join(out, f) for f in ('model.pth', 'config.py', 'preds.json'))
     config = find_config(DEMO_CONFIG)
-    command = f'mammo-det demo --out {out} --studies {studies} --scale {scale} --epochs {epochs}'
+    if epochs is None:
+        from mmengine.config import Config
+
+        epochs = Config.fromfile(config).max_epochs
+    command = f'mammo-det demo --out {out} --studies {studies} --scale {scale} --epochs {epochs} --seed {seed}'
     timings = {}
 
     def stage(name: str, message: str, fn, *args) -> None:
@@ -119,13 +132,13 @@ def run_demo(out: str = 'work_dirs/demo', studies: int = 60, scale: float = 0.15
         timings[name] = time.time() - t
 
     stage('synth', f'1/5 synthetic VinDr-Mammo release: {studies} studies -> {raw}', write_dataset, raw, studies,
-          seed, scale, max(workers, 1), 0.6)
+          seed, scale, max(workers, 1), 0.6, True, distractors)
     stage('convert', f'2/5 convert to COCO -> {coco}', _convert, raw, coco, config, workers)
     if os.path.exists(ckpt):
         timings['train'] = 0.0
     else:
         stage('train', f'3/5 train {os.path.basename(config)} for {epochs} epochs -> {work}', _train, config, coco,
-              work, epochs, ckpt, config_out)
+              work, epochs, seed, ckpt, config_out)
     stage('test + evaluate', '4/5 test on the test split and evaluate',
           lambda: build_test_runner(config_out, ckpt, work_dir=work, out=preds, report_dir=eval_dir,
                                     data_root=coco).test())

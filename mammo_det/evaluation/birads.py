@@ -13,7 +13,8 @@ from .keys import IOU50
 
 
 def birads_metrics(gt: dict, dets: List[dict], matches: Dict[int, dict], backend: str) -> tuple:
-    """(metrics or None, (image id, prediction right) of each matched box with a known BI-RADS, for the bootstrap).
+    """(metrics or None, what the bootstrap needs or None): ``boxes``, (image id, prediction right) of each matched
+    box with a known BI-RADS, or None; ``suspicious``, the (ground truth, detections) of :func:`suspicious_set`.
 
     Args:
         matches: per category, the FROC matches (:func:`coco.drop_ignored`).
@@ -25,8 +26,10 @@ def birads_metrics(gt: dict, dets: List[dict], matches: Dict[int, dict], backend
     out = dict(matched=n, accuracy=float(np.trace(confusion) / n) if n else None,
                majority_baseline=float(confusion.sum(1).max() / n) if n else None,
                confusion=confusion.tolist(), labels=list(BIRADS_VALUES))
-    out.update(suspicious_ap(gt, dets, backend))
-    table = (np.array([b[0] for b in boxes]), np.array([b[1] for b in boxes], bool)) if boxes else None
+    s_gt, s_dets = suspicious_set(gt, dets)
+    out.update(suspicious_ap(s_gt, s_dets, backend))
+    table = dict(boxes=(np.array([b[0] for b in boxes]), np.array([b[1] for b in boxes], bool)) if boxes else None,
+                 suspicious=(s_gt, s_dets))
     return out, table
 
 
@@ -45,9 +48,9 @@ def _confusion(anns: List[dict], dets: List[dict], matches: Dict[int, dict]) -> 
     return confusion, boxes
 
 
-def suspicious_ap(gt: dict, dets: List[dict], backend: str) -> dict:
-    """``suspicious_AP``, ``suspicious_AP50`` and ``suspicious_num_gt``: boxes with finding BI-RADS 4 or 5 (one per
-    image and box, whatever its categories) against every detection scored P(finding) x P(BI-RADS 4/5)."""
+def suspicious_set(gt: dict, dets: List[dict]) -> tuple:
+    """One-category ground truth and detections: boxes with finding BI-RADS 4 or 5 (one per image and box, whatever
+    its categories), and every detection with BI-RADS probabilities, scored P(finding) x P(BI-RADS 4/5)."""
     seen, s_anns = set(), []
     for a in gt['annotations']:
         key = (a['image_id'], tuple(a['bbox']))
@@ -57,9 +60,14 @@ def suspicious_ap(gt: dict, dets: List[dict], backend: str) -> dict:
     s_dets = [dict(image_id=d['image_id'], category_id=1, bbox=d['bbox'],
                    score=float(d['score']) * float(sum(d['birads_scores'][1:])))
               for d in dets if d.get('birads_scores') is not None]
+    return dict(images=gt['images'], annotations=s_anns, categories=[dict(id=1, name='BI-RADS 4-5')]), s_dets
+
+
+def suspicious_ap(s_gt: dict, s_dets: List[dict], backend: str) -> dict:
+    """``suspicious_AP``, ``suspicious_AP50`` and ``suspicious_num_gt`` of :func:`suspicious_set`'s boxes."""
+    s_anns = s_gt['annotations']
     out = {}
     if s_anns and s_dets:
-        s_gt = dict(images=gt['images'], annotations=s_anns, categories=[dict(id=1, name='BI-RADS 4-5')])
         prec, _ = coco_precision(s_gt, s_dets, backend=backend)
         out['suspicious_AP'] = ap_from_precision(prec[:, :, 0])
         out['suspicious_AP50'] = ap_from_precision(prec[IOU50, :, 0])

@@ -13,7 +13,7 @@ boxes and detections ``w`` times. Every metric is then a function of per-study w
   the earlier, so a weight is one step of ``w``.
 - Recall at FPPI: the weighted true positives at the last true positive whose weighted false positives, over the
   weighted number of images, are at most the FPPI point.
-- Breast AUC and BI-RADS accuracy: weighted counts.
+- Breast AUC and BI-RADS accuracy: weighted counts; the BI-RADS 4-5 AP is an AP of its own one-category set.
 
 With every weight 1 this is the point evaluation, to the last bit where the arithmetic is the same (AP,
 recall); ``tests/test_evaluation/test_bootstrap.py`` also checks a resample against pycocotools run on the
@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from .coco import match_sorted
 from .keys import COCO_IOU_THRS, IOU50, IOU75, RECALL_THRS, fppi_key
 from .lesion import lesion_events
 
@@ -146,15 +147,14 @@ class BootstrapData:
 
     def __init__(self, gt: dict, dets: List[dict], coco_matches: Dict[int, dict], extra_keys: Sequence[str],
                  froc_matches: Dict[int, dict], fppi_points: Sequence[float], breast: Optional[tuple],
-                 birads: Optional[tuple], lesion_keys: Optional[List[tuple]] = None):
+                 birads: Optional[dict], lesion_keys: Optional[List[tuple]] = None):
         """
         Args:
             coco_matches: :func:`coco.match_sorted` at the AP thresholds: the rows of ``COCO_IOU_THRS``, then one
                 per extra single-threshold AP (``extra_keys``, such as 'AP10').
             froc_matches: :func:`coco.match_sorted` under the FROC protocol (one row).
             breast: (study id, score, breast BI-RADS) of each breast, or None.
-            birads: (image id, whether the predicted BI-RADS is right) of each matched box with a known BI-RADS,
-                or None.
+            birads: :func:`birads.birads_metrics`' table (matched boxes, and the BI-RADS 4-5 set), or None.
             lesion_keys: per annotation its lesion (:func:`lesion.lesion_keys`), for the lesion-level FROC; None
                 without one.
         """
@@ -176,8 +176,12 @@ class BootstrapData:
         if breast is not None:
             unit_of = {k[1]: i for i, k in enumerate(self.units) if k[0] == 'study'}
             self.breast = (np.array([unit_of[str(sid)] for sid in breast[0]], np.int64), breast[1], breast[2])
-        if birads is not None:
-            self.birads = (self.img_unit[[img_pos[i] for i in birads[0]]], birads[1])
+        self.suspicious = None
+        if birads is not None and birads['boxes'] is not None:
+            ids, correct = birads['boxes']
+            self.birads = (self.img_unit[[img_pos[i] for i in ids]], correct)
+        if birads is not None and birads['suspicious'][0]['annotations']:
+            self.suspicious = self._suspicious_table(*birads['suspicious'], img_pos)
         self.lesions = self._lesion_table(gt, froc_matches, lesion_keys, img_pos) if lesion_keys else None
 
     def _lesion_table(self, gt: dict, froc_matches: Dict[int, dict], keys: List[tuple], img_pos: dict) -> dict:
@@ -195,10 +199,19 @@ class BootstrapData:
             out[c] = (first, count)
         return out
 
+    def _suspicious_table(self, s_gt: dict, s_dets: List[dict], img_pos: dict) -> tuple:
+        """(tp [T, n], fp [T, n], unit [n], ground truth per unit) of the BI-RADS 4-5 set at the COCO thresholds."""
+        m = match_sorted(s_gt, s_dets, list(COCO_IOU_THRS))[1]
+        unit = np.array([self.img_unit[img_pos[s_dets[i]['image_id']]] for i in m['det_index']], np.int64)
+        count = np.zeros(len(self.units))
+        np.add.at(count, [self.img_unit[img_pos[a['image_id']]] for a in s_gt['annotations']], 1)
+        return m['tp'], m['fp'], unit.reshape(-1), count
+
     def samples(self, weights: np.ndarray) -> Dict[tuple, np.ndarray]:
         """Metric path -> value per resample (rows of ``weights``, [B, units]); chunked to bound memory."""
         largest = max([len(self.units)] + [m[0].shape[-1] for m in self.coco.values()]
-                      + ([len(self.breast[0])] if self.breast is not None else []))
+                      + ([len(self.breast[0])] if self.breast is not None else [])
+                      + ([self.suspicious[0].shape[-1]] if self.suspicious is not None else []))
         step = max(1, CHUNK_ELEMENTS // largest)
         parts = [self._samples(weights[a:a + step]) for a in range(0, len(weights), step)]
         out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -241,6 +254,11 @@ class BootstrapData:
             total = w[:, unit].sum(axis=1)
             right = w[:, unit[correct]].sum(axis=1)
             out[('birads', 'accuracy')] = np.where(total > 0, right / np.where(total > 0, total, 1), np.nan)
+        if self.suspicious is not None:
+            tp, fp, unit, count = self.suspicious
+            per_thr = [_ap(*_weighted_tp_fp(w, tp[t], fp[t], unit), w @ count) for t in range(len(tp))]
+            out[('birads', 'suspicious_AP')] = np.mean(per_thr, axis=0)
+            out[('birads', 'suspicious_AP50')] = per_thr[IOU50]
         return out
 
 

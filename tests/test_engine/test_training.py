@@ -10,8 +10,10 @@ import time
 import pytest
 import torch
 
+pytestmark = pytest.mark.training
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEMO = os.path.join(REPO, 'configs/demo/faster-rcnn_r18-w16_fpn_birads_1xb4-12e_synth-mammo.py')
+DEMO = os.path.join(REPO, 'configs/demo/faster-rcnn_r18-w16_fpn_birads_1xb4-24e_synth-mammo.py')
 PROBE_CONFIG = f"""
 _base_ = {DEMO!r}
 custom_imports = dict(imports=['mammo_det.registry', 'tests.test_engine.probe_hook'], allow_failed_imports=False)

@@ -17,7 +17,9 @@ def _flat(m: dict) -> dict:
     out = {('mAP',): m['mAP'], ('mAP50',): m['mAP50'], ('mAP10',): m['mAP10'],
            ('breast', 'auc_birads_ge4'): m['breast']['auc_birads_ge4'],
            ('breast', 'auc_birads_ge3'): m['breast']['auc_birads_ge3'],
-           ('birads', 'accuracy'): m['birads']['accuracy']}
+           ('birads', 'accuracy'): m['birads']['accuracy'],
+           ('birads', 'suspicious_AP'): m['birads']['suspicious_AP'],
+           ('birads', 'suspicious_AP50'): m['birads']['suspicious_AP50']}
     for n, v in m['per_category'].items():
         for k in ('AP', 'AP50', 'AP75', 'AP10'):
             out[('per_category', n, k)] = v[k]
@@ -42,7 +44,7 @@ def test_a_resample_equals_pycocotools_on_the_duplicated_studies(seed, hit):
     for path, v in point.items():
         assert samples[path][0] == pytest.approx(v, abs=1e-12), path  # weights 1: the point value
     for path, v in resampled.items():
-        if path[-1] in ('AP', 'AP50', 'AP75', 'AP10') and v is None:
+        if path[-1] in ('AP', 'AP50', 'AP75', 'AP10', 'suspicious_AP', 'suspicious_AP50') and v is None:
             assert np.isnan(samples[path][1]), path  # no box of that category drawn
             continue
         assert samples[path][1] == pytest.approx(v, abs=1e-12), path

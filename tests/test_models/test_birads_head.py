@@ -72,7 +72,7 @@ def _tiny_detector(cascade=False):
     from mmdet.utils import register_all_modules
 
     register_all_modules()
-    cfg = Config.fromfile('configs/demo/faster-rcnn_r18-w16_fpn_birads_1xb4-12e_synth-mammo.py')
+    cfg = Config.fromfile('configs/demo/faster-rcnn_r18-w16_fpn_birads_1xb4-24e_synth-mammo.py')
     if cascade:  # the shipped Cascade R-CNN head on the demo's small backbone and neck
         cascade_cfg = Config.fromfile('configs/cascade_rcnn/cascade-rcnn_r50_fpn_birads_1x_vindr-mammo.py').model
         cfg.model.type = 'CascadeRCNN'

@@ -91,14 +91,23 @@ class RoIBiradsHead(BaseModule):
         return list(self.forward(feats, boxes).split([len(b) for b in boxes]))
 
 
-def _model_config(detector: Union[str, dict], options: Optional[dict]) -> dict:
+def _model_config(detector: Union[str, dict], options: Optional[dict]):
     """The model dict of a config file (``mmdet::...`` or a path) or the dict given, with ``options`` merged in."""
     from mmengine.config import Config
 
-    cfg = Config(dict(model=Config.fromfile(detector).model if isinstance(detector, str) else copy.deepcopy(detector)))
+    if isinstance(detector, str):
+        # ``mmdet::...`` as a ``_base_`` (Config.fromfile takes only paths), so it resolves as in any config file.
+        cfg = (Config.fromstring(f'_base_ = {detector!r}\n', '.py') if '::' in detector
+               else Config.fromfile(detector))
+        model = cfg.get('model')
+        if model is None:
+            raise ValueError(f'BiradsDetector: {detector} has no model')
+    else:
+        model = copy.deepcopy(detector)
+    cfg = Config(dict(model=model))
     if options:
         cfg.merge_from_dict({f'model.{k}': v for k, v in options.items()})
-    return cfg.model.to_dict()
+    return cfg.model  # a ConfigDict: heads read their test_cfg by attribute
 
 
 @MODELS.register_module()
