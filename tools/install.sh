@@ -334,7 +334,8 @@ else
         say "mmcv build took $(( $(date +%s) - start )) s: $wheel ($(du -h "$wheel" | cut -f1))"
     fi
     "$py" -m pip uninstall -y -q mmcv 2>/dev/null || true
-    pip --no-deps "$wheel"
+    # With its dependencies (numpy, mmengine, ...): the check below imports mmcv, and a fresh venv has none of them.
+    pip "$wheel"
     echo "$torch_id $key" > "$VENV/.mmcv-built-for"
     mmcv_ok /dev/stderr || die "the mmcv in $wheel does not run its ops for torch $torch_id (see above)"
 fi

@@ -75,7 +75,10 @@ FAKE_PIP = textwrap.dedent('''
     elif cmd == 'install' and any(a.endswith('.whl') for a in rest):
         wheel = next(a for a in rest if a.endswith('.whl'))
         compiled = open(wheel).read()
-        write('mmcv/__init__.py', "__version__ = '2.1.0'\\n")
+        # mmcv imports its dependencies (numpy, mmengine, ...): present only if pip was let install them
+        if '--no-deps' not in rest:
+            write('mmcv_dependency.py', '')
+        write('mmcv/__init__.py', "import mmcv_dependency\\n__version__ = '2.1.0'\\n")
         write('mmcv/ops.py', f"def nms(boxes, scores, thr):\\n    return None, [0, 2]\\n"
                              f"def get_compiling_cuda_version():\\n    return {compiled!r}\\n")
 ''')
@@ -241,6 +244,13 @@ def test_cuda_ops_asked_with_a_cpu_torch_stop(machine):
     assert mmcv_build(calls) is None
 
 
+def fresh_venv(machine):
+    """The venv loses mmcv and everything installed with it, torch stays: a new venv with the same torch."""
+    os.remove(machine / 'venv' / '.mmcv-built-for')
+    subprocess.run(['rm', '-rf', str(machine / 'site' / 'mmcv'), str(machine / 'site' / 'mmcv_dependency.py')],
+                   check=True)
+
+
 def test_second_install_keeps_mmcv_and_a_new_venv_reuses_the_wheel(machine):
     install(machine, nvcc=True, TORCH_CUDA_ARCH_LIST='9.0')
     out, calls = install(machine, nvcc=True, TORCH_CUDA_ARCH_LIST='9.0')
@@ -250,20 +260,17 @@ def test_second_install_keeps_mmcv_and_a_new_venv_reuses_the_wheel(machine):
     out, calls = install(machine, nvcc=True, TORCH_CUDA_ARCH_LIST='8.0')
     assert mmcv_build(calls)['env']['TORCH_CUDA_ARCH_LIST'] == '8.0'
     # mmcv gone from the venv (a new venv, the same torch): the wheel built for 9.0 is installed, not rebuilt.
-    os.remove(machine / 'venv' / '.mmcv-built-for')
-    subprocess.run(['rm', '-rf', str(machine / 'site' / 'mmcv')], check=True)
+    fresh_venv(machine)
     out, calls = install(machine, nvcc=True, TORCH_CUDA_ARCH_LIST='9.0')
     assert mmcv_build(calls) is None and 'reusing' in out and 'torch-2.13.0+cu130_cuda13.0-sm9.0' in out
 
 
 def test_gpu_node_without_toolkit_or_network_reuses_a_cuda_wheel_built_for_its_architecture(machine):
     install(machine, nvcc=True, TORCH_CUDA_ARCH_LIST='9.0')
-    os.remove(machine / 'venv' / '.mmcv-built-for')
-    subprocess.run(['rm', '-rf', str(machine / 'site' / 'mmcv')], check=True)
+    fresh_venv(machine)
     out, calls = install(machine, gpus='9.0')  # an H100 visible, no nvcc on PATH
     assert mmcv_build(calls) is None and not any('--target' in c['args'] for c in calls)
     assert 'reusing' in out and 'CUDA ops: 13.0' in out
-    os.remove(machine / 'venv' / '.mmcv-built-for')
-    subprocess.run(['rm', '-rf', str(machine / 'site' / 'mmcv')], check=True)
+    fresh_venv(machine)
     out, calls = install(machine, gpus='8.0')  # an A100: that wheel is not for it, so a toolkit and a build
     assert mmcv_build(calls)['env']['TORCH_CUDA_ARCH_LIST'] == '8.0'
