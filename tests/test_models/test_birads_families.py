@@ -293,3 +293,51 @@ def test_roi_birads_head_loss_on_ground_truth_boxes():
     assert losses['loss_birads'].item() == pytest.approx(expected.item(), rel=1e-6)
     head.jitter = 3
     assert len(head.jittered(boxes[0])) == 4 * len(boxes[0])
+
+
+def _tiny_retinanet():
+    """A RetinaNet small enough to run on a 64-pixel image in a test (a zoo model's structure, random weights)."""
+    return dict(
+        type='RetinaNet',
+        data_preprocessor=dict(type='DetDataPreprocessor', mean=[0.], std=[1.], bgr_to_rgb=False, pad_size_divisor=32),
+        backbone=dict(type='ResNet', depth=18, in_channels=1, base_channels=8, num_stages=3, out_indices=(1, 2), strides=(1, 2, 2), dilations=(1, 1, 1),
+                      norm_cfg=dict(type='BN'), init_cfg=None),
+        neck=dict(type='FPN', in_channels=[16, 32], out_channels=8, num_outs=2),
+        bbox_head=_dense_head('retina')[1] | dict(type='RetinaHead', test_cfg=None),
+        test_cfg=dict(nms_pre=100, min_bbox_size=0, score_thr=0.0, nms=dict(type='nms', iou_threshold=0.5),
+                      max_per_img=20))
+
+
+@pytest.mark.parametrize('with_birads', [True, False])
+def test_wrapper_switched_off_is_the_zoo_detector_and_on_keeps_its_boxes(with_birads):
+    """BiradsDetector(with_birads=False) has no BI-RADS weights and predicts what the wrapped MMDetection model
+    predicts with the same weights; switched on, the boxes are the same and each carries probabilities of 3/4/5."""
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    init_default_scope('mmdet')  # the data preprocessors are built by name, as in a config
+    head = _tiny_retinanet()['bbox_head']
+    for key in ('loss_birads', 'train_cfg'):
+        head.pop(key)
+    zoo = dict(_tiny_retinanet(), bbox_head=head)
+    torch.manual_seed(0)
+    wrapper = MODELS.build(dict(type='BiradsDetector', detector=zoo, with_birads=with_birads))
+    plain = MODELS.build(ConfigDict(zoo))  # as a config file gives it: heads read test_cfg by attribute
+    missing = plain.load_state_dict({k[len('detector.'):]: v for k, v in wrapper.state_dict().items()
+                                     if k.startswith('detector.')}, strict=True)
+    assert not missing.missing_keys
+    assert any(k.startswith('birads_head.') for k in wrapper.state_dict()) == with_birads
+    wrapper.eval()
+    plain.eval()
+    torch.manual_seed(2)
+    data = dict(inputs=[torch.randint(0, 255, (1, IMG, IMG), dtype=torch.uint8)], data_samples=[_batch()[0]])
+    with torch.no_grad():
+        ours = wrapper.test_step(data)[0].pred_instances
+        theirs = plain.test_step(data)[0].pred_instances
+    assert len(theirs) > 0
+    for key in ('bboxes', 'scores', 'labels'):
+        torch.testing.assert_close(ours[key], theirs[key])
+    assert ('birads_scores' in ours) == with_birads
+    if with_birads:
+        torch.testing.assert_close(ours.birads_scores.sum(1), torch.ones(len(ours)))
+        assert torch.equal(ours.birads, ours.birads_scores.argmax(1) + 3)

@@ -121,19 +121,22 @@ class BiradsDetector(BaseDetector):
         birads_head: the BI-RADS head; its ``in_channels`` and ``featmap_strides`` default to the neck's output
             channels and the strides of the detector's head.
         data_preprocessor: merged over the wrapped model's (whose mean, std and padding it keeps).
+        with_birads: False: no BI-RADS head; losses and predictions are the wrapped detector's alone.
     """
 
     def __init__(self, detector: Union[str, dict], detector_options: Optional[dict] = None,
                  birads_head: Optional[dict] = None, data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None):
+                 with_birads: bool = True, init_cfg: Optional[dict] = None):
         model = _model_config(detector, detector_options)
         preprocessor = dict(model.pop('data_preprocessor', None) or {}, **(data_preprocessor or {}))
         super().__init__(data_preprocessor=preprocessor or None, init_cfg=init_cfg)
         self.detector = MODELS.build(model)
-        head = dict(type='RoIBiradsHead', **(birads_head or {}))
-        head.setdefault('in_channels', self._neck_channels(model))
-        head.setdefault('featmap_strides', self._strides())
-        self.birads_head = MODELS.build(head)
+        self.birads_head = None  # with_birads=False: the wrapped detector alone
+        if with_birads:
+            head = dict(type='RoIBiradsHead', **(birads_head or {}))
+            head.setdefault('in_channels', self._neck_channels(model))
+            head.setdefault('featmap_strides', self._strides())
+            self.birads_head = MODELS.build(head)
 
     @staticmethod
     def _neck_channels(model: dict) -> Optional[int]:
@@ -167,12 +170,16 @@ class BiradsDetector(BaseDetector):
         return self.detector._forward(batch_inputs, batch_data_samples)
 
     def loss(self, batch_inputs: Tensor, batch_data_samples) -> dict:
+        if self.birads_head is None:
+            return self.detector.loss(batch_inputs, batch_data_samples)
         with self.neck_features() as feats:
             losses = self.detector.loss(batch_inputs, batch_data_samples)
         losses.update(self.birads_head.loss(feats[-1], batch_data_samples))
         return losses
 
     def predict(self, batch_inputs: Tensor, batch_data_samples, rescale: bool = True):
+        if self.birads_head is None:
+            return self.detector.predict(batch_inputs, batch_data_samples, rescale=rescale)
         with self.neck_features() as feats:
             samples = self.detector.predict(batch_inputs, batch_data_samples, rescale=rescale)
         boxes = []
