@@ -108,7 +108,7 @@ archs=${archs// /;}
 
 # An mmcv is kept only if its compiled ops run, it was built here for this torch (or installed by other means), and
 # where CUDA ops are wanted it has them for the architectures asked for (and they run, where a GPU is visible).
-mmcv_ok() {  # $1: where the check's errors go (default: nowhere)
+mmcv_ok() {  # $1=verbose: the check's errors on stderr (default: nowhere)
     local stamp built_torch built_ops a
     stamp=$(cat "$VENV/.mmcv-built-for" 2>/dev/null || true)
     if [ -n "$stamp" ]; then
@@ -120,7 +120,9 @@ mmcv_ok() {  # $1: where the check's errors go (default: nowhere)
             done
         fi
     fi
-    NEED_CUDA=$([ "$ops" = cuda ] && echo 1 || echo 0) "$py" - <<'PY' 2>"${1:-/dev/null}"
+    # fd 4, not 2>/dev/stderr: reopening /dev/stderr truncates a log file the installer's output goes to.
+    if [ "${1:-}" = verbose ]; then exec 4>&2; else exec 4>/dev/null; fi
+    NEED_CUDA=$([ "$ops" = cuda ] && echo 1 || echo 0) "$py" - <<'PY' 2>&4
 import os
 import torch
 from mmcv.ops import get_compiling_cuda_version, nms
@@ -337,7 +339,7 @@ else
     # With its dependencies (numpy, mmengine, ...): the check below imports mmcv, and a fresh venv has none of them.
     pip "$wheel"
     echo "$torch_id $key" > "$VENV/.mmcv-built-for"
-    mmcv_ok /dev/stderr || die "the mmcv in $wheel does not run its ops for torch $torch_id (see above)"
+    mmcv_ok verbose || die "the mmcv in $wheel does not run its ops for torch $torch_id (see above)"
 fi
 
 say "installing mammo-det (editable) with its dependencies"

@@ -108,8 +108,9 @@ def machine(tmp_path):
     bin_dir = tmp_path / 'venv' / 'bin'
     bin_dir.mkdir(parents=True)
     python = bin_dir / 'python'
+    # -S: the stand-in packages only, never the torch or mmcv of the venv that runs the tests
     python.write_text(f'#!/bin/sh\nif [ "$1" = -m ] && [ "$2" = pip ]; then shift 2; exec {sys.executable} '
-                      f'{tmp_path}/pip.py "$@"; fi\nPYTHONPATH={site} exec {sys.executable} "$@"\n')
+                      f'{tmp_path}/pip.py "$@"; fi\nPYTHONPATH={site} exec {sys.executable} -S "$@"\n')
     python.chmod(0o755)
     toolkit = tmp_path / 'cuda-13.0'
     for rel in ('include/cuda_runtime.h', 'include/crt/host_defines.h', 'lib64/libcudart.so', 'nvvm/bin/cicc'):
@@ -139,9 +140,11 @@ def install(machine, *, nvcc=False, gpus='', expect_rc=0, **env):
     run_env = dict(base, PATH=os.pathsep.join(path), VENV=str(machine / 'venv'), STANDIN_SITE=str(machine / 'site'),
                    STANDIN_LOG=str(log), STANDIN_GPUS=gpus, STANDIN_NVCC=str(machine / 'cuda-13.0' / 'bin' / 'nvcc'),
                    MMCV_WHEEL_DIR=str(machine / 'wheels'), **env)
-    proc = subprocess.run(['bash', 'tools/install.sh'], cwd=REPO, env=run_env, capture_output=True, text=True,
-                          timeout=120)
-    out = proc.stdout + proc.stderr
+    # Into a file, as `make install > install.log 2>&1` writes it: what reaches the file is what a user keeps.
+    with open(machine / 'install.log', 'w') as fh:
+        proc = subprocess.run(['bash', 'tools/install.sh'], cwd=REPO, env=run_env, stdout=fh, stderr=subprocess.STDOUT,
+                              timeout=120)
+    out = (machine / 'install.log').read_text()
     assert proc.returncode == expect_rc, out
     return out, [json.loads(line) for line in log.read_text().splitlines()]
 
