@@ -80,6 +80,8 @@ def load_config(config, work_dir: Optional[str] = None, cfg_options: Optional[di
     (all loaders and evaluators)."""
     from mmengine.config import Config
 
+    from mammo_det.zoo import resolve_checkpoints
+
     cfg = Config.fromfile(config) if isinstance(config, (str, os.PathLike)) else copy.deepcopy(config)
     name = osp.splitext(osp.basename(cfg.filename or 'config'))[0]
     if cfg_options:
@@ -87,6 +89,8 @@ def load_config(config, work_dir: Optional[str] = None, cfg_options: Optional[di
     if data_root:
         set_data_root(cfg, data_root)
     cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join('work_dirs', name)
+    if cfg.get('model'):
+        resolve_checkpoints(cfg.model)  # torchvision:// and open-mmlab:// by URL: MMEngine then needs no torchvision
     return cfg
 
 

@@ -1,10 +1,11 @@
 """Pretrained checkpoints the configs name: found in the torch hub cache, downloaded into it, or a clear error.
 
-The configs name their ImageNet backbones by URL (``torchvision://resnet50`` would need torchvision, which does not
-import beside the CPU build of torch). MMEngine loads an http(s) checkpoint from ``$TORCH_HOME/hub/checkpoints/<file
-name>`` when it is there and downloads it otherwise, so a compute node without internet needs the files put there
-once, from a login node: ``mammo-det weights CONFIG... [--cache-dir DIR]``. Training checks this before anything is
-built (:func:`ensure_weights`). No torch import here: the command runs where torch is not even installed.
+The configs name their ImageNet backbones by URL; ``torchvision://`` and ``open-mmlab://`` names (zoo configs, the
+detectors ``BiradsDetector`` wraps) are resolved to theirs (:mod:`mammo_det.zoo`). MMEngine loads an http(s)
+checkpoint from ``$TORCH_HOME/hub/checkpoints/<file name>`` when it is there and downloads it otherwise, so a compute
+node without internet needs the files put there once, from a login node: ``mammo-det weights CONFIG...
+[--cache-dir DIR]``. Training checks this before anything is built (:func:`ensure_weights`). No torch import here:
+the command runs where torch is not even installed.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from urllib.parse import urlparse
 
 from mammo_det.errors import UserError
 from mammo_det.fileio import atomic_path
+from mammo_det.zoo import resolve_url, wrapped_model_config
 
 # torch.hub's rule: the part of the file name after the last '-' and before the extension is a sha256 prefix.
 HASH_RE = re.compile(r'-([a-f0-9]{6,})\.')
@@ -40,15 +42,18 @@ def hub_checkpoint_dir(cache_dir: Optional[str] = None) -> str:
 
 
 def config_checkpoints(cfg) -> List[str]:
-    """Every checkpoint a config loads at start: ``init_cfg.checkpoint`` anywhere in the model, and ``load_from``."""
+    """Every checkpoint a config loads at start: ``init_cfg.checkpoint`` anywhere in the model (a wrapped zoo model
+    included), and ``load_from``; schemes resolved to their URLs."""
     found = []
 
     def walk(node) -> None:
         if isinstance(node, dict):
+            if node.get('type') == 'BiradsDetector' and isinstance(node.get('detector'), str):
+                walk(wrapped_model_config(node['detector'], node.get('detector_options')))
             init = node.get('init_cfg')
             for item in init if isinstance(init, list) else [init]:
                 if isinstance(item, dict) and isinstance(item.get('checkpoint'), str):
-                    found.append(item['checkpoint'])
+                    found.append(resolve_url(item['checkpoint']))
             for value in node.values():
                 walk(value)
         elif isinstance(node, (list, tuple)):
@@ -101,10 +106,10 @@ def download(url: str, cache_dir: Optional[str] = None, timeout: float = 60.0, p
 def fetch(urls: Iterable[str], cache_dir: Optional[str] = None, progress: bool = True) -> List[dict]:
     """Each URL cached or downloaded; returns [{url, path, status}] with status 'cached' or 'downloaded'."""
     out = []
-    for url in urls:
+    for url in map(resolve_url, urls):
         if url.startswith(INDIRECT_SCHEMES):
-            raise WeightsError(f'{url}: this scheme needs another package to resolve; name the checkpoint by its '
-                               'http(s) URL in the config')
+            raise WeightsError(f'{url}: this scheme needs another package to resolve (or names no known model); '
+                               'name the checkpoint by its http(s) URL in the config')
         if not url.startswith(URL_SCHEMES):
             continue  # a local file: nothing to fetch
         path = cached_path(url, cache_dir)

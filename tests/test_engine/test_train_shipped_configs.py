@@ -18,15 +18,16 @@ SHIPPED = [c for c in list_configs() if not c.startswith('demo')]
 
 
 def _small(config):
-    """The image scale of these runs (the configs train at 2048): DINO selects 900 queries among the encoder's
-    tokens, so its input must have that many."""
-    return '(320,320)' if config.startswith(('dino', 'deformable')) else '(128,128)'
+    """The image scale of these runs (the configs train at 2048), and for DINO fewer queries: it selects them among
+    the encoder's tokens, of which a 128-pixel image has a few hundred."""
+    return '(128,128)'
 
 
 def _scales(loader, config):
     # Resize is the third train step and the second test step in every shipped pipeline.
     index = 2 if loader == 'train' else 1
-    return [f'{loader}_dataloader.dataset.pipeline.{index}.scale={_small(config)}']
+    queries = ['model.num_queries=100'] if config.startswith('dino') else []
+    return [f'{loader}_dataloader.dataset.pipeline.{index}.scale={_small(config)}', *queries]
 
 
 @pytest.mark.slow
@@ -66,6 +67,7 @@ def test_shipped_config_trains_tests_and_loads_pretrained(config, converted, tor
     assert moved < 0.1 * state['layer4.0.conv1.weight'].abs().max()
     if amp:
         assert ckpt['meta']['cfg'].count("type='OptimWrapper'") >= 1  # --fp32 swapped the AMP wrapper
+        return  # its model and test path are those of its plain twin, tested below in that twin's run
 
     preds = tmp_path / 'preds.json'
     test_opts = ['test_dataloader.dataset.indices=3', 'test_dataloader.num_workers=0',
@@ -105,7 +107,11 @@ def test_any_zoo_detector_with_the_documented_lines_trains_and_predicts_birads(z
     config = tmp_path / 'user_config.py'
     config.write_text(ANY_ARCHITECTURE.format(base=package_configs_dir(), zoo=zoo))
     work = tmp_path / 'work'
-    opts = ['train_cfg.max_epochs=1', 'train_cfg.val_interval=2', 'train_dataloader.dataset.indices=4',
+    # Four images with findings, so that both iterations train the BI-RADS branch on boxes.
+    train = json.load(open(os.path.join(data, 'annotations', 'instances_train.json')))
+    with_boxes = {a['image_id'] for a in train['annotations'] if a.get('birads')}
+    indices = [i for i, im in enumerate(train['images']) if im['id'] in with_boxes][:4]
+    opts = ['train_cfg.max_epochs=1', 'train_cfg.val_interval=2', f'train_dataloader.dataset.indices={indices}',
             'train_dataloader.sampler.neg_fraction=1.0', 'train_dataloader.batch_size=2',
             'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
             'default_hooks.logger.interval=1', *_scales('train', 'zoo')]
@@ -115,7 +121,7 @@ def test_any_zoo_detector_with_the_documented_lines_trains_and_predicts_birads(z
               '--cfg-options', *opts], tool_env(home))
     scalars = [json.loads(line) for line in open(glob.glob(str(work / '*' / 'vis_data' / 'scalars.json'))[0])]
     losses = [s for s in scalars if 'loss' in s]
-    assert len(losses) == 2 and all(torch.isfinite(torch.tensor(s['loss_birads'])) for s in losses), losses
+    assert len(losses) == 2 and all(0 < s['loss_birads'] < float('inf') for s in losses), losses
 
     if 'atss' in zoo:  # the zoo model's torchvision init ran inside the wrapper (frozen stem: still the file's)
         allow_mmengine_checkpoints()
@@ -127,6 +133,8 @@ def test_any_zoo_detector_with_the_documented_lines_trains_and_predicts_birads(z
               '--work-dir', str(work), '--out', str(preds), '--report-dir', str(tmp_path / 'eval'), '--cfg-options',
               'test_dataloader.dataset.indices=3', 'test_dataloader.num_workers=0',
               'test_dataloader.persistent_workers=False', 'model.detector_options.test_cfg.score_thr=0.0',
+              # every box, degenerate ones too: two iterations from a random head give some of zero width
+              'model.detector_options.test_cfg.min_bbox_size=-1',
               *_scales('test', 'zoo'), *([opts[-1]] if 'rtmdet' in zoo else [])], tool_env(home))
     dets = json.load(open(preds))
     assert dets, 'score_thr 0 keeps boxes'

@@ -72,3 +72,24 @@ def test_weights_lists_every_checkpoint_of_the_shipped_configs():
     for config in SHIPPED:
         urls = config_checkpoints(Config.fromfile(os.path.join(package_configs_dir(), config)))
         assert urls == ['https://download.pytorch.org/models/resnet50-0676ba61.pth'], (config, urls)
+
+
+def test_weights_of_a_wrapped_zoo_config_are_named_by_url_without_torchvision(tmp_path):
+    """A BiradsDetector on zoo configs: the wrapped models' ``torchvision://`` and ``open-mmlab://`` backbones are
+    found by their download URLs (which MMEngine's own maps give), for the offline check and for the runner."""
+    from mmengine.config import Config
+
+    from mammo_det.apis.runner import load_config
+    from mammo_det.apis.weights import config_checkpoints
+
+    for zoo, url in [('mmdet::atss/atss_r50_fpn_1x_coco.py',
+                      'https://download.pytorch.org/models/resnet50-0676ba61.pth'),
+                     ('mmdet::faster_rcnn/faster-rcnn_x101-32x4d_fpn_1x_coco.py',
+                      'https://download.openmmlab.com/pretrain/third_party/resnext101_32x4d-a5af3160.pth')]:
+        config = tmp_path / 'user.py'
+        config.write_text(f"model = dict(type='BiradsDetector', detector={zoo!r})\n")
+        assert config_checkpoints(Config.fromfile(str(config))) == [url]
+        plain = tmp_path / 'plain.py'
+        plain.write_text(f"_base_ = {zoo!r}\n")
+        cfg = load_config(str(plain))
+        assert cfg.model.backbone.init_cfg.checkpoint == url  # what MMEngine is handed

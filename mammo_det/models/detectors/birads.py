@@ -16,7 +16,6 @@ the call, so the features are computed once.
 """
 from __future__ import annotations
 
-import copy
 from contextlib import contextmanager
 from typing import Iterator, List, Optional, Sequence, Union
 
@@ -27,6 +26,7 @@ from mmdet.structures.bbox import bbox2roi, get_box_tensor, scale_boxes
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from ...zoo import wrapped_model_config
 from ..birads import DEFAULT_LOSS, NUM_BIRADS, attach_birads, birads_loss, gt_birads
 
 
@@ -91,25 +91,6 @@ class RoIBiradsHead(BaseModule):
         return list(self.forward(feats, boxes).split([len(b) for b in boxes]))
 
 
-def _model_config(detector: Union[str, dict], options: Optional[dict]):
-    """The model dict of a config file (``mmdet::...`` or a path) or the dict given, with ``options`` merged in."""
-    from mmengine.config import Config
-
-    if isinstance(detector, str):
-        # ``mmdet::...`` as a ``_base_`` (Config.fromfile takes only paths), so it resolves as in any config file.
-        cfg = (Config.fromstring(f'_base_ = {detector!r}\n', '.py') if '::' in detector
-               else Config.fromfile(detector))
-        model = cfg.get('model')
-        if model is None:
-            raise ValueError(f'BiradsDetector: {detector} has no model')
-    else:
-        model = copy.deepcopy(detector)
-    cfg = Config(dict(model=model))
-    if options:
-        cfg.merge_from_dict({f'model.{k}': v for k, v in options.items()})
-    return cfg.model  # a ConfigDict: heads read their test_cfg by attribute
-
-
 @MODELS.register_module()
 class BiradsDetector(BaseDetector):
     """Any MMDetection detector (``detector``: a model config, or a config file whose ``model`` is taken) with a
@@ -127,8 +108,11 @@ class BiradsDetector(BaseDetector):
     def __init__(self, detector: Union[str, dict], detector_options: Optional[dict] = None,
                  birads_head: Optional[dict] = None, data_preprocessor: Optional[dict] = None,
                  with_birads: bool = True, init_cfg: Optional[dict] = None):
-        model = _model_config(detector, detector_options)
+        model = wrapped_model_config(detector, detector_options)
         preprocessor = dict(model.pop('data_preprocessor', None) or {}, **(data_preprocessor or {}))
+        # This project's pipelines pad nothing; a zoo model whose own pipeline pads (RTMDet: Pad to 640) would get
+        # feature maps that do not line up in its neck. Pad the batch to the coarsest stride, as most zoo configs do.
+        preprocessor.setdefault('pad_size_divisor', 32)
         super().__init__(data_preprocessor=preprocessor or None, init_cfg=init_cfg)
         self.detector = MODELS.build(model)
         self.birads_head = None  # with_birads=False: the wrapped detector alone
