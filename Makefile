@@ -16,12 +16,15 @@ $(STAMP): pyproject.toml tools/install.sh
 	rm -f $(VENV)/.mammo-det-installed*
 	touch $(VENV)/.mammo-det-installed-$$($(PY) -c 'import importlib.metadata as m; print(m.version("torch"))')
 
+# Two pytest workers (pytest-xdist) by default, each with its share of the cores; TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
+
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # The edit loop: everything that trains no model.
 test-fast: install
-	$(PY) -m pytest -m "not slow and not training" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not slow and not training" $(PYTEST_ARGS)
 
 demo: install
 	$(VENV)/bin/mammo-det demo --out work_dirs/demo

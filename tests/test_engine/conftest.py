@@ -13,7 +13,8 @@ FASTER_AMP = os.path.join(REPO, 'configs/faster_rcnn/faster-rcnn_r50_fpn_birads_
 
 
 def tool_env(torch_home, **extra):
-    return dict(os.environ, TORCH_HOME=str(torch_home), OMP_NUM_THREADS='2', CUDA_VISIBLE_DEVICES='', **extra)
+    return dict(os.environ, TORCH_HOME=str(torch_home), OMP_NUM_THREADS=os.environ['OMP_NUM_THREADS'],
+                CUDA_VISIBLE_DEVICES='', **extra)
 
 
 @pytest.fixture(scope='session')

@@ -63,9 +63,11 @@ def test_checkpoint_then_resume_restores_iteration_and_optimizer(converted, conf
     ckpt = _load(os.path.join(work, 'epoch_1.pth'))
     assert start['iter'] == first_end['iter'] == ckpt['meta']['iter'] and start['epoch'] == 1
     saved = ckpt['optimizer']['state']
-    assert saved, 'SGD momentum buffers are in the checkpoint'
+    assert saved and all('exp_avg' in v for v in saved.values()), 'the AdamW moments are in the checkpoint'
+    assert start['optimizer']['state'].keys() == saved.keys()
     for k, v in saved.items():
-        torch.testing.assert_close(start['optimizer']['state'][k]['momentum_buffer'], v['momentum_buffer'])
+        for name, value in v.items():  # step, exp_avg, exp_avg_sq
+            torch.testing.assert_close(start['optimizer']['state'][k][name], value, msg=f'{k}.{name}')
     end = _load(os.path.join(work, 'probe_end_rank0.pth'))
     assert end['iter'] == 2 * first_end['iter']
 

@@ -295,12 +295,33 @@ def test_roi_birads_head_loss_on_ground_truth_boxes():
     assert len(head.jittered(boxes[0])) == 4 * len(boxes[0])
 
 
+
+def test_roi_birads_head_gives_degenerate_boxes_a_birads():
+    """An inverted or NaN box (a barely trained zoo detector keeps some) is pooled as what it collapses to, not an
+    error: every kept box carries BI-RADS logits; a proper box's logits do not change."""
+    from mmdet.registry import MODELS
+
+    torch.manual_seed(0)
+    head = MODELS.build(dict(type='RoIBiradsHead', in_channels=8, featmap_strides=[8, 16], roi_size=3,
+                             fc_channels=16, jitter=0))
+    head.eval()
+    x = _features()
+    good = torch.tensor([[4., 4., 30., 30.]])
+    bad = torch.tensor([[20., 20., 10., 12.], [float('nan'), 5., 9., 9.]])
+    with torch.no_grad():
+        both = head(x, [torch.cat([good, bad]), good])
+        alone = head(x, [good, good])
+    assert both.shape == (4, NUM_BIRADS) and torch.isfinite(both).all()
+    torch.testing.assert_close(both[[0, 3]], alone)
+    torch.testing.assert_close(both[1], head(x, [torch.tensor([[20., 20., 20., 20.]]), good])[0])
+
 def _tiny_retinanet():
     """A RetinaNet small enough to run on a 64-pixel image in a test (a zoo model's structure, random weights)."""
     return dict(
         type='RetinaNet',
         data_preprocessor=dict(type='DetDataPreprocessor', mean=[0.], std=[1.], bgr_to_rgb=False, pad_size_divisor=32),
-        backbone=dict(type='ResNet', depth=18, in_channels=1, base_channels=8, num_stages=3, out_indices=(1, 2), strides=(1, 2, 2), dilations=(1, 1, 1),
+        backbone=dict(type='ResNet', depth=18, in_channels=1, base_channels=8, num_stages=3, out_indices=(1, 2),
+                      strides=(1, 2, 2), dilations=(1, 1, 1),
                       norm_cfg=dict(type='BN'), init_cfg=None),
         neck=dict(type='FPN', in_channels=[16, 32], out_channels=8, num_outs=2),
         bbox_head=_dense_head('retina')[1] | dict(type='RetinaHead', test_cfg=None),

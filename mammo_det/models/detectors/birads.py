@@ -61,6 +61,10 @@ class RoIBiradsHead(BaseModule):
 
     def forward(self, feats: Sequence[Tensor], boxes: List[Tensor]) -> Tensor:
         """BI-RADS logits (total boxes, 3) of each image's boxes (xyxy, network input pixels)."""
+        # Whatever a wrapped detector keeps gets a BI-RADS: a degenerate box (x2 < x1 from a barely trained
+        # regression, NaN) is pooled as the point or line it collapses to, which RoIAlign accepts.
+        boxes = [torch.nan_to_num(b) for b in boxes]
+        boxes = [torch.cat([b[:, :2], torch.maximum(b[:, 2:], b[:, :2])], dim=1) for b in boxes]
         rois = bbox2roi(boxes)
         if rois.shape[0] == 0:
             return rois.new_zeros((0, NUM_BIRADS))
