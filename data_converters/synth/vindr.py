@@ -57,7 +57,7 @@ PROFILES = {
 }
 PROFILE_WEIGHTS = {'siemens': 0.7, 'planmed': 0.2, 'ims': 0.1}
 ASSOCIATED = ('Suspicious Lymph Node', 'Skin Thickening', 'Skin Retraction', 'Nipple Retraction')
-# Category draw weights follow the real label counts (shared/VINDR_MAMMO.md), lesions only.
+# Category draw weights follow the published VinDr-Mammo label counts, lesions only.
 LESION_WEIGHTS = {'Mass': 989, 'Suspicious Calcification': 428, 'Focal Asymmetry': 216,
                   'Architectural Distortion': 95, 'Asymmetry': 77, 'Global Asymmetry': 20}
 # Box side (original pixels) median per category, scaled with the image.
