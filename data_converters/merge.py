@@ -7,13 +7,12 @@ cluster's shared disk costs no image data.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
 from typing import List, Sequence
 
-from mammo_det.fileio import atomic_path, write_json
+from mammo_det.fileio import atomic_path, read_json, write_json
 
 from .coco import SPLITS, image_sort_key, split_counts
 from .records import ConversionError
@@ -22,13 +21,7 @@ MUST_AGREE = ('dataset', 'classes', 'options', 'split_options', 'release_images'
 
 
 def _load(path: str):
-    try:
-        with open(path) as fh:
-            return json.load(fh)
-    except OSError as exc:
-        raise ConversionError(f'{path}: cannot read ({exc.strerror}); is it a finished shard?') from None
-    except json.JSONDecodeError as exc:
-        raise ConversionError(f'{path}: not valid JSON ({exc})') from None
+    return read_json(path, 'a shard\'s output', ConversionError, hint='; is it a finished shard?')
 
 
 def _check_shards(shard_dirs: Sequence[str]) -> List[dict]:

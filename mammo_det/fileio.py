@@ -1,10 +1,11 @@
-"""Writing files so that a crash or a kill never leaves a half-written one: write a temporary name, then rename."""
+"""Writing files so that a crash or a kill never leaves a half-written one (write a temporary name, then rename), and
+reading JSON with an error that names the file."""
 from __future__ import annotations
 
 import json
 import os
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Type
 
 
 @contextmanager
@@ -47,3 +48,14 @@ def write_csv(path: str, rows: list, fieldnames: list = None) -> None:
             if fieldnames:
                 w.writerow(fieldnames)
             w.writerows(rows)
+
+
+def read_json(path: str, what: str, error: Type[Exception], hint: str = ''):
+    """The JSON in ``path``; ``error`` naming the file and ``what`` it should hold when it cannot be read or parsed."""
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except OSError as exc:
+        raise error(f'{path}: cannot read {what} ({exc.strerror}){hint}') from None
+    except json.JSONDecodeError as exc:
+        raise error(f'{path}: {what} is not valid JSON ({exc})') from None

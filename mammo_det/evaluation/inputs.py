@@ -1,13 +1,13 @@
 """The evaluation's inputs: reading them, and checking them with errors that name the file and the entry."""
 from __future__ import annotations
 
-import json
 import math
 from typing import List
 
 import numpy as np
 
 from mammo_det.errors import UserError
+from mammo_det.fileio import read_json
 
 
 class EvaluationInputError(UserError, ValueError):
@@ -15,13 +15,7 @@ class EvaluationInputError(UserError, ValueError):
 
 
 def load_json(path: str, what: str):
-    try:
-        with open(path) as fh:
-            return json.load(fh)
-    except OSError as exc:
-        raise EvaluationInputError(f'{path}: cannot read {what} ({exc.strerror})') from None
-    except json.JSONDecodeError as exc:
-        raise EvaluationInputError(f'{path}: {what} is not valid JSON ({exc})') from None
+    return read_json(path, what, EvaluationInputError)
 
 
 def validate_gt(gt, source: str = 'ground truth') -> None:
