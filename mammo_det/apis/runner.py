@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import os
 import sys
 import os.path as osp
@@ -74,6 +75,9 @@ def _run(args: argparse.Namespace, mode: str):
     return runner.test()
 
 
+_RUNS = itertools.count()
+
+
 def load_config(config, work_dir: Optional[str] = None, cfg_options: Optional[dict] = None,
                 data_root: Optional[str] = None):
     """Reads a config (a path, or a Config that is copied), applies ``--cfg-options`` and an optional data root
@@ -91,6 +95,11 @@ def load_config(config, work_dir: Optional[str] = None, cfg_options: Optional[di
     cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join('work_dirs', name)
     if cfg.get('model'):
         resolve_checkpoints(cfg.model)  # torchvision:// and open-mmlab:// by URL: MMEngine then needs no torchvision
+    if isinstance(cfg.get('visualizer'), dict):
+        # MMEngine keeps one visualizer per name for the whole process, with the log folder of the run that made
+        # it: a second run in the same process (benchmark, demo) would write its scalars into the first one's.
+        cfg.visualizer['name'] = f"{cfg.visualizer.get('name', 'visualizer')}@{osp.abspath(cfg.work_dir)}" \
+                                 f"@{next(_RUNS)}"
     return cfg
 
 

@@ -1,4 +1,5 @@
 """The main job end to end at a reduced size: demo (train + test + report), inference on raw DICOMs, benchmark."""
+import glob
 import json
 import os
 import re
@@ -123,6 +124,9 @@ def test_benchmark_two_configs_two_rows(demo, tmp_path):
         assert r['mAP'] == metrics['mAP'] and r['AP Mass'] == metrics['per_category']['Mass']['AP']
         assert r['params_M'] > 0 and r['GFLOPs'] > 0 and r['test_img_per_s'] > 0 and r['train_s'] > 0
     assert rows[0]['params_M'] > rows[1]['params_M']  # the narrower RoI head
+    for r in rows:  # each run's training curves in its own folder (MMEngine's visualizer outlives a runner)
+        scalars = glob.glob(str(tmp_path / 'b' / r['config'] / '*' / 'vis_data' / 'scalars.json'))
+        assert any('"loss"' in line for path in scalars for line in open(path)), (r['config'], scalars)
     for r in rows:  # bootstrap intervals around the point values, the paired difference for the second config
         assert r['mAP_lo'] <= r['mAP'] <= r['mAP_hi'] and r['AP Mass_lo'] <= r['AP Mass'] <= r['AP Mass_hi']
     assert 'dmAP' not in rows[0] and rows[1]['dmAP'] == pytest.approx(rows[1]['mAP'] - rows[0]['mAP'])
