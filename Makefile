@@ -17,14 +17,16 @@ $(STAMP): pyproject.toml tools/install.sh
 	touch $(VENV)/.mammo-det-installed-$$($(PY) -c 'import importlib.metadata as m; print(m.version("torch"))')
 
 # Two pytest workers (pytest-xdist) by default, each with its share of the cores; TEST_WORKERS=0 runs in one process.
+# worksteal: a worker that runs out takes queued tests from the other (plain load scheduling left one idle for
+# minutes behind the demo-based tests).
 TEST_WORKERS ?= 2
 
 test: install
-	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # The edit loop: everything that trains no model.
 test-fast: install
-	$(PY) -m pytest -n $(TEST_WORKERS) -m "not slow and not training" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow and not training" $(PYTEST_ARGS)
 
 demo: install
 	$(VENV)/bin/mammo-det demo --out work_dirs/demo
