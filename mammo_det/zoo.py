@@ -39,18 +39,27 @@ def resolve_url(url: str) -> str:
     return url
 
 
-def resolve_checkpoints(node):
-    """Rewrites, in place, every ``init_cfg.checkpoint`` under ``node`` (a model config) to its http(s) URL."""
+def pretrained_inits(node):
+    """Every ``init_cfg`` entry under ``node`` (a model config) that names a checkpoint, those of the zoo model a
+    ``BiradsDetector`` wraps by file name included (from a copy: the wrapper reads its file itself)."""
     if isinstance(node, dict):
+        if node.get('type') == 'BiradsDetector' and isinstance(node.get('detector'), str):
+            yield from pretrained_inits(wrapped_model_config(node['detector'], node.get('detector_options')))
         init = node.get('init_cfg')
         for item in init if isinstance(init, list) else [init]:
             if isinstance(item, dict) and isinstance(item.get('checkpoint'), str):
-                item['checkpoint'] = resolve_url(item['checkpoint'])
+                yield item
         for value in node.values():
-            resolve_checkpoints(value)
+            yield from pretrained_inits(value)
     elif isinstance(node, (list, tuple)):
         for value in node:
-            resolve_checkpoints(value)
+            yield from pretrained_inits(value)
+
+
+def resolve_checkpoints(node):
+    """Rewrites, in place, every ``init_cfg.checkpoint`` under ``node`` (a model config) to its http(s) URL."""
+    for item in pretrained_inits(node):
+        item['checkpoint'] = resolve_url(item['checkpoint'])
     return node
 
 

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 from mammo_det.errors import UserError
 from mammo_det.fileio import atomic_path
-from mammo_det.zoo import resolve_url, wrapped_model_config
+from mammo_det.zoo import pretrained_inits, resolve_url
 
 # torch.hub's rule: the part of the file name after the last '-' and before the extension is a sha256 prefix.
 HASH_RE = re.compile(r'-([a-f0-9]{6,})\.')
@@ -44,23 +44,7 @@ def hub_checkpoint_dir(cache_dir: Optional[str] = None) -> str:
 def config_checkpoints(cfg) -> List[str]:
     """Every checkpoint a config loads at start: ``init_cfg.checkpoint`` anywhere in the model (a wrapped zoo model
     included), and ``load_from``; schemes resolved to their URLs."""
-    found = []
-
-    def walk(node) -> None:
-        if isinstance(node, dict):
-            if node.get('type') == 'BiradsDetector' and isinstance(node.get('detector'), str):
-                walk(wrapped_model_config(node['detector'], node.get('detector_options')))
-            init = node.get('init_cfg')
-            for item in init if isinstance(init, list) else [init]:
-                if isinstance(item, dict) and isinstance(item.get('checkpoint'), str):
-                    found.append(resolve_url(item['checkpoint']))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, (list, tuple)):
-            for value in node:
-                walk(value)
-
-    walk(cfg.get('model', {}))
+    found = [resolve_url(item['checkpoint']) for item in pretrained_inits(cfg.get('model', {}))]
     if isinstance(cfg.get('load_from'), str):
         found.append(cfg['load_from'])
     return list(dict.fromkeys(found))
