@@ -14,7 +14,8 @@ mammo_preprocess = dict(max_size=2048, bit_depth=8, crop=True, voi='auto', windo
 
 pretrained = 'https://download.pytorch.org/models/resnet50-0676ba61.pth'  # torchvision://resnet50, by URL
 
-model = dict(data_preprocessor=dict(type='MammoDataPreprocessor'),  # 1-channel uint8/16 in, RGB on the device
+model = dict(type='BiradsDeformableDETR',  # mmdet's detector, also handing the neck's maps to the BI-RADS branch
+             data_preprocessor=dict(type='MammoDataPreprocessor'),  # 1-channel uint8/16 in, RGB on the device
              backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
              bbox_head=dict(type='BiradsDeformableDETRHead', num_classes=num_classes,
                             loss_birads=dict(type='CrossEntropyLoss', loss_weight=birads_loss_weight)),

@@ -3,7 +3,7 @@
 # encodes box coordinates in 128 features per coordinate, so its width stays 256.
 _base_ = './_base_/demo_backbone.py'
 model = dict(
-    _delete_=True, type='DINO', num_queries=100, with_box_refine=True, as_two_stage=True,
+    _delete_=True, type='BiradsDINO', num_queries=100, with_box_refine=True, as_two_stage=True,
     data_preprocessor={{_base_.preprocessor}}, backbone={{_base_.dino_backbone}},
     neck=dict(type='ChannelMapper', in_channels=[64, 128], kernel_size=1, out_channels=256, act_cfg=None,
               norm_cfg=dict(type='GN', num_groups=32), num_outs=2),

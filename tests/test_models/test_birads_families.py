@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmdet.structures import DetDataSample
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
 
@@ -186,6 +187,12 @@ def _detr_inputs(queries, layers=2):
     return hidden, refs
 
 
+def _detr_feats():
+    """The neck's maps the BI-RADS branch pools (embed_dims channels, strides 8 and 16 of a 64-pixel batch)."""
+    torch.manual_seed(1)
+    return (torch.randn(2, 16, IMG // 8, IMG // 8), torch.randn(2, 16, IMG // 16, IMG // 16))
+
+
 def _cross_entropy_of(logits, targets):
     keep = targets >= 0
     return F.cross_entropy(logits[keep], targets[keep])
@@ -193,38 +200,38 @@ def _cross_entropy_of(logits, targets):
 
 @pytest.mark.parametrize('kind', ['deformable', 'dino'])
 def test_detr_loss_per_layer_equals_cross_entropy_of_the_hungarian_matches(kind):
-    """Reference: the head's assigner run directly on each layer's predictions; for DINO also the denoising queries,
-    whose box is known by construction (groups of positives then negatives)."""
-    from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
-
+    """Reference: the head's assigner run directly on each layer's predictions, and the logits of every query
+    pooled in its own box; for DINO also the denoising queries, whose box is known by construction (groups of
+    positives then negatives)."""
     head, _ = _detr_head(kind)
     batch = _batch()
+    metas = [s.metainfo for s in batch]
     n_match = 6
     dn_meta = dict(num_denoising_queries=8, num_denoising_groups=2) if kind == 'dino' else None
     n_dn = dn_meta['num_denoising_queries'] if dn_meta else 0
     hidden, refs = _detr_inputs(n_match + n_dn)
+    feats = _detr_feats()
     args = dict(hidden_states=hidden, references=refs, enc_outputs_class=None, enc_outputs_coord=None,
-                batch_data_samples=batch)
+                batch_data_samples=batch, birads_feats=feats)
     if dn_meta:
         args.update(dn_meta=dn_meta)
     losses = head.loss(**args)
     with torch.no_grad():
         cls, coords = head(hidden, refs)
-    logits = head.birads_logits(hidden)
     for layer in range(2):
+        logits = head.query_logits(layer, feats, list(coords[layer]), metas).reshape(2, -1, 3)
         targets = []
         for img, s in enumerate(batch):
-            meta = s.metainfo
             scale = torch.tensor([IMG, IMG, IMG, IMG], dtype=torch.float32)
             boxes = bbox_cxcywh_to_xyxy(coords[layer, img, n_dn:]) * scale
             pred = InstanceData(scores=cls[layer, img, n_dn:], bboxes=boxes)
-            res = head.assigner.assign(pred, s.gt_instances, img_meta=meta)
+            res = head.assigner.assign(pred, s.gt_instances, img_meta=s.metainfo)
             t = torch.full((n_match,), -1)
             pos = res.gt_inds > 0
             b = s.gt_instances.birads[res.gt_inds[pos] - 1]
             t[pos] = torch.where(b >= 3, b - 3, -1)
             targets.append(t)
-        expected = _cross_entropy_of(logits[layer, :, n_dn:].reshape(-1, 3), torch.cat(targets))
+        expected = _cross_entropy_of(logits[:, n_dn:].reshape(-1, 3), torch.cat(targets))
         key = 'loss_birads' if layer == 1 else f'd{layer}.loss_birads'
         assert losses[key].item() == pytest.approx(expected.item(), rel=1e-5), key
         if dn_meta:
@@ -236,23 +243,25 @@ def test_detr_loss_per_layer_equals_cross_entropy_of_the_hungarian_matches(kind)
                 for grp in range(2):
                     t[grp * per_group + torch.arange(len(b))] = torch.where(b >= 3, b - 3, -1)
                 dn_t.append(t)
-            expected = _cross_entropy_of(logits[layer, :, :n_dn].reshape(-1, 3), torch.cat(dn_t))
+            expected = _cross_entropy_of(logits[:, :n_dn].reshape(-1, 3), torch.cat(dn_t))
             key = 'dn_loss_birads' if layer == 1 else f'd{layer}.dn_loss_birads'
             assert losses[key].item() == pytest.approx(expected.item(), rel=1e-5), key
 
 
 @pytest.mark.parametrize('kind', ['deformable', 'dino'])
 def test_detr_kept_boxes_carry_the_probabilities_of_their_query(kind):
+    """Each kept box's probabilities are those pooled in the box of the query it came from; the boxes, scores and
+    labels are the mmdet head's own."""
     head, cfg = _detr_head(kind)
     head.eval()
     hidden, refs = _detr_inputs(9)
+    feats = _detr_feats()
     batch = _batch()
+    metas = [s.metainfo for s in batch]
     with torch.no_grad():
-        results = head.predict(hidden, refs, batch, rescale=False)
+        results = head.predict(hidden, refs, batch, rescale=False, birads_feats=feats)
         cls, coords = head(hidden, refs)
-        logits = head.birads_logits(hidden)[-1]
-    from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
-
+        logits = head.query_logits(1, feats, list(coords[-1]), metas).reshape(2, 9, 3)
     for img, res in enumerate(results):
         assert len(res.bboxes) == cfg['test_cfg']['max_per_img']
         boxes = bbox_cxcywh_to_xyxy(coords[-1, img]) * IMG
@@ -273,6 +282,14 @@ def test_detr_kept_boxes_carry_the_probabilities_of_their_query(kind):
             torch.testing.assert_close(a[key], b[key])
     off, _ = _detr_head(kind, with_birads=False)
     assert not hasattr(off, 'birads_branches')
+
+
+def test_detr_head_without_the_neck_maps_names_the_detector_to_use():
+    head, _ = _detr_head('dino')
+    hidden, refs = _detr_inputs(9)
+    head.eval()
+    with pytest.raises(ValueError, match="type='BiradsDINO'"), torch.no_grad():
+        head.predict(hidden, refs, _batch(), rescale=False)
 
 
 # --- any architecture ----------------------------------------------------------------------------------------------
@@ -362,3 +379,49 @@ def test_wrapper_switched_off_is_the_zoo_detector_and_on_keeps_its_boxes(with_bi
     if with_birads:
         torch.testing.assert_close(ours.birads_scores.sum(1), torch.ones(len(ours)))
         assert torch.equal(ours.birads, ours.birads_scores.argmax(1) + 3)
+
+
+# --- what the branch trains ----------------------------------------------------------------------------------------
+
+def _birads_loss_of_features(family: str, detach: bool) -> tuple:
+    """(features the family's BI-RADS branch reads, requiring grad; its BI-RADS loss on them)."""
+    from mmdet.registry import MODELS
+
+    batch = _batch()
+    if family in ('retina', 'fcos'):
+        head, _ = _dense_head(family, detach_features=detach)
+        x = tuple(f.requires_grad_() for f in _features())
+        return x, head.loss(x, batch)['loss_birads']
+    if family in ('deformable', 'dino'):
+        head, _ = _detr_head(family, detach_features=detach)
+        dn_meta = dict(num_denoising_queries=8, num_denoising_groups=2) if family == 'dino' else None
+        hidden, refs = _detr_inputs(6 + (8 if dn_meta else 0))
+        x = tuple(f.requires_grad_() for f in _detr_feats())
+        args = (dn_meta,) if dn_meta else ()
+        return x, head.loss(hidden, refs, None, None, batch, *args, birads_feats=x)['loss_birads']
+    if family == 'roi':
+        head = MODELS.build(dict(type='RoIBiradsHead', in_channels=8, featmap_strides=[8, 16], roi_size=3,
+                                 fc_channels=16, jitter=0, detach_features=detach))
+        x = tuple(f.requires_grad_() for f in _features())
+        return x, head.loss(x, batch)['loss_birads']
+    head = MODELS.build(dict(type='BiradsBBoxHead', in_channels=8, roi_feat_size=3, fc_out_channels=16,
+                             num_classes=2, detach_features=detach))
+    roi_feats = torch.randn(5, 8, 3, 3, requires_grad=True)
+    return (roi_feats,), head.birads_loss(head.forward_birads(roi_feats), torch.tensor([0, 2, -1, 1, -1]))
+
+
+@pytest.mark.parametrize('family', ['retina', 'fcos', 'deformable', 'dino', 'roi', 'two-stage'])
+def test_birads_loss_trains_the_branch_alone_unless_asked(family):
+    """By default the BI-RADS loss gives no gradient to the features it reads (the detector learns as it would
+    without the branch: measured on the demo families, sharing them cost detection mAP); with
+    ``detach_features=False`` it does."""
+    for detach in (True, False):
+        torch.manual_seed(0)
+        feats, loss = _birads_loss_of_features(family, detach)
+        assert loss.item() > 0
+        loss.backward()
+        grads = [f.grad for f in feats]
+        if detach:
+            assert all(g is None for g in grads), family
+        else:
+            assert any(g is not None and g.abs().sum() > 0 for g in grads), family

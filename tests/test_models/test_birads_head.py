@@ -51,19 +51,20 @@ def test_birads_loss_exact_value_and_all_ignored():
     assert logits.grad is not None
 
 
-def test_birads_logits_come_from_the_shared_features_of_the_same_call():
-    head = BiradsBBoxHead(in_channels=4, fc_out_channels=8, roi_feat_size=2, num_classes=2)
+def test_birads_branch_is_its_own_tower_on_the_roi_features():
+    """The logits are the branch's fcs and classifier applied to the pooled RoI features, not the shared fcs'
+    output; the parent's outputs are untouched by it."""
+    head = BiradsBBoxHead(in_channels=4, fc_out_channels=8, roi_feat_size=2, num_classes=2, birads_fcs=2)
     x = torch.randn(5, 4, 2, 2)
-    with head.shared_features() as feats:
-        cls, reg = head(x)
-    assert cls.shape == (5, 3) and reg.shape == (5, 8) and len(feats) == 1
-    shared = x.flatten(1)
-    for fc in head.shared_fcs:
-        shared = torch.relu(F.linear(shared, fc.weight, fc.bias))  # F.linear: no hook fires
-    torch.testing.assert_close(head.forward_birads(feats[0]), head.fc_birads(shared))
-    head(x)
-    assert len(feats) == 1  # the hook lives only inside the block: nothing is kept between calls
-    assert not head.shared_fcs[-1]._forward_hooks
+    h = x.flatten(1)
+    for fc in (head.birads_fcs[1], head.birads_fcs[3]):
+        h = torch.relu(F.linear(h, fc.weight, fc.bias))
+    torch.testing.assert_close(head.forward_birads(x), F.linear(h, head.fc_birads.weight, head.fc_birads.bias))
+    plain = BiradsBBoxHead(in_channels=4, fc_out_channels=8, roi_feat_size=2, num_classes=2, with_birads=False)
+    plain.load_state_dict({k: v for k, v in head.state_dict().items() if 'birads' not in k})
+    for ours, theirs in zip(head(x), plain(x)):
+        torch.testing.assert_close(ours, theirs)
+    assert not hasattr(plain, 'birads_fcs') and not hasattr(plain, 'fc_birads')
 
 
 def _tiny_detector(cascade=False):
@@ -134,7 +135,7 @@ def test_birads_loss_equals_cross_entropy_of_the_ground_truth(cascade):
     assert targets[:2].tolist() == [1, -1]  # gt box 0 has BI-RADS 4 (class 1), gt box 1 none
     gt_rois = bbox2roi([gt.bboxes])
     again = roi_head._bbox_forward(last, x, gt_rois) if cascade else roi_head._bbox_forward(x, gt_rois)
-    torch.testing.assert_close(logits[:2], head.forward_birads(again['birads_feats']))
+    torch.testing.assert_close(logits[:2], head.forward_birads(again['bbox_feats']))
     weight = head.loss_birads.loss_weight * (roi_head.stage_loss_weights[last] if cascade else 1.0)
     valid = targets >= 0
     expected = weight * F.cross_entropy(logits[valid], targets[valid])

@@ -2,11 +2,12 @@
 
     python tools/benchmarks/birads_families.py [--demo work_dirs/demo] [--seeds 0 1] [--out work_dirs/families]
 
-Each config of configs/demo-families (dense FCOS, DETR-family DINO, a zoo ATSS through BiradsDetector; all on the
-demo model's backbone and neck, so run `make demo` first) is trained with its BI-RADS branch and without it
-(``with_birads=False``), once per seed, by `mammo-det benchmark` on the demo's data. Prints per family: BI-RADS
-accuracy on matched boxes against always answering the most frequent BI-RADS, the BI-RADS 4-5 AP, mAP with and
-without the branch (mean and spread over the seeds), and the mean training iteration time with and without it.
+Each config of configs/demo-families (two-stage Faster R-CNN, dense FCOS, DETR-family DINO, a zoo ATSS through
+BiradsDetector; all on the demo model's backbone and neck, so run `make demo` first) is trained with its BI-RADS
+branch and without it (``with_birads=False``), once per seed, by `mammo-det benchmark` on the demo's data. Prints
+per family: BI-RADS accuracy on matched boxes against always answering the most frequent BI-RADS, the BI-RADS 4-5
+AP, mAP with and without the branch (mean and spread over the seeds), and the mean training iteration time with and
+without it.
 Writes OUT/families.json.
 """
 import argparse
@@ -19,9 +20,14 @@ import sys
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 sys.path.insert(0, REPO)
 
-FAMILIES = {'FCOS (dense)': 'fcos_r18-w16_fpn_birads_1xb4-6e_synth-mammo',
-            'DINO (DETR)': 'dino_r18-w16_birads_1xb4-6e_synth-mammo',
-            'ATSS via BiradsDetector (any)': 'atss-any_r18-w16_fpn_birads_1xb4-6e_synth-mammo'}
+# family: (config in configs/demo-families, the config lines that switch its branch off)
+FAMILIES = {
+    'Faster R-CNN (two-stage)': ('faster-rcnn_r18-w16_fpn_birads_1xb4-6e_synth-mammo',
+                                 'model = dict(roi_head=dict(bbox_head=dict(with_birads=False)))'),
+    'FCOS (dense)': ('fcos_r18-w16_fpn_birads_1xb4-6e_synth-mammo', 'model = dict(bbox_head=dict(with_birads=False))'),
+    'DINO (DETR)': ('dino_r18-w16_birads_1xb4-6e_synth-mammo', 'model = dict(bbox_head=dict(with_birads=False))'),
+    'ATSS via BiradsDetector (any)': ('atss-any_r18-w16_fpn_birads_1xb4-6e_synth-mammo',
+                                      'model = dict(with_birads=False)')}
 
 
 def _variants(out: str) -> list:
@@ -29,14 +35,12 @@ def _variants(out: str) -> list:
     from mammo_det.apis.configs import find_config
 
     rows = []
-    for family, name in FAMILIES.items():
+    for family, (name, switch_off) in FAMILIES.items():
         on = find_config(name)
         off = os.path.join(out, 'configs', f'{name}_no-birads.py')
         os.makedirs(os.path.dirname(off), exist_ok=True)
-        key = 'model = dict(with_birads=False)\n' if 'atss-any' in name else \
-            'model = dict(bbox_head=dict(with_birads=False))\n'
         with open(off, 'w') as fh:
-            fh.write(f'_base_ = {on!r}\n{key}')
+            fh.write(f'_base_ = {on!r}\n{switch_off}\n')
         rows += [(family, True, on), (family, False, off)]
     return rows
 

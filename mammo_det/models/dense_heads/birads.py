@@ -36,13 +36,16 @@ class DenseBiradsMixin:
         with_birads: build and use the branch (False: the parent head exactly).
         birads_convs: 3x3 convs of the branch's stack before its output conv.
         loss_birads: loss config (cross-entropy over the positives with a BI-RADS).
+        detach_features: the BI-RADS loss trains the branch alone, not the pyramid features it reads (which then
+            learn exactly as without the branch); False lets it shape them too.
     """
 
     score_factor_channels = 0  # leading channels of the packed score factors the parent uses (FCOS: centerness)
 
     def __init__(self, *args, with_birads: bool = True, birads_convs: int = 2, loss_birads: dict = DEFAULT_LOSS,
-                 **kwargs):
+                 detach_features: bool = True, **kwargs):
         self.with_birads = with_birads
+        self.detach_features = detach_features
         self.birads_convs_num = birads_convs
         super().__init__(*args, **kwargs)
         if with_birads:
@@ -60,7 +63,7 @@ class DenseBiradsMixin:
 
     def birads_maps(self, x: Tuple[Tensor]) -> List[Tensor]:
         """BI-RADS logits of each level, (N, priors per location x 3, H, W)."""
-        return [self.conv_birads(self.birads_convs(f)) for f in x]
+        return [self.conv_birads(self.birads_convs(f.detach() if self.detach_features else f)) for f in x]
 
     @staticmethod
     def flatten_priors(maps: List[Tensor]) -> Tensor:

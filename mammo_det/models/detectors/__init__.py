@@ -1,3 +1,4 @@
 from .birads import BiradsDetector, RoIBiradsHead
+from .birads_detr import BiradsDeformableDETR, BiradsDINO
 
-__all__ = ['BiradsDetector', 'RoIBiradsHead']
+__all__ = ['BiradsDINO', 'BiradsDeformableDETR', 'BiradsDetector', 'RoIBiradsHead']

@@ -42,11 +42,13 @@ class RoIBiradsHead(BaseModule):
         jitter: training boxes per ground-truth box besides itself, each shifted and scaled by up to ``jitter_scale``
             of its size.
         loss_birads: loss config.
+        detach_features: the BI-RADS loss trains this head alone, not the neck and backbone it pools from (the
+            wrapped detector then learns exactly as without it); False lets it shape them too.
     """
 
     def __init__(self, in_channels: Optional[int] = None, featmap_strides: Optional[Sequence[int]] = None,
                  roi_size: int = 7, fc_channels: int = 256, jitter: int = 4, jitter_scale: float = 0.15,
-                 loss_birads: dict = DEFAULT_LOSS, init_cfg: Optional[dict] = None):
+                 loss_birads: dict = DEFAULT_LOSS, detach_features: bool = True, init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         if in_channels is None or featmap_strides is None:
             raise ValueError('RoIBiradsHead needs in_channels and featmap_strides (BiradsDetector fills them in)')
@@ -57,6 +59,7 @@ class RoIBiradsHead(BaseModule):
                                  nn.ReLU(inplace=True), nn.Linear(fc_channels, fc_channels), nn.ReLU(inplace=True))
         self.fc_birads = nn.Linear(fc_channels, NUM_BIRADS)
         self.jitter, self.jitter_scale = jitter, jitter_scale
+        self.detach_features = detach_features
         self.loss_birads = MODELS.build(loss_birads)
 
     def forward(self, feats: Sequence[Tensor], boxes: List[Tensor]) -> Tensor:
@@ -68,7 +71,8 @@ class RoIBiradsHead(BaseModule):
         rois = bbox2roi(boxes)
         if rois.shape[0] == 0:
             return rois.new_zeros((0, NUM_BIRADS))
-        pooled = self.roi_extractor(tuple(feats[:self.roi_extractor.num_inputs]), rois)
+        feats = tuple(f.detach() if self.detach_features else f for f in feats[:self.roi_extractor.num_inputs])
+        pooled = self.roi_extractor(feats, rois)
         return self.fc_birads(self.fcs(pooled))
 
     def jittered(self, boxes: Tensor) -> Tensor:

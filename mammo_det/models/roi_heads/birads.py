@@ -1,24 +1,23 @@
 """A BI-RADS (3/4/5) classifier on each RoI, for Faster R-CNN and Cascade R-CNN (last stage).
 
-The bbox head keeps its parent's ``forward`` (mmdet's RoI heads unpack exactly ``(cls_score, bbox_pred)``). The
-RoI heads extend mmdet through its narrow hooks, with no state kept on the modules between calls:
+The bbox head keeps its parent's ``forward`` (mmdet's RoI heads unpack exactly ``(cls_score, bbox_pred)``); its
+BI-RADS branch is a tower of its own (fcs beside the shared ones, as the dense heads' branch is a conv stack beside
+their towers) on the RoI features the RoI head pooled for it, which mmdet's ``_bbox_forward`` returns as
+``bbox_feats``. The RoI heads extend mmdet through its narrow hooks, with no state kept on the modules between calls:
 
-* ``_bbox_forward`` adds ``birads_feats`` to the forward results: the shared RoI features the bbox head computed in
-  that same call (caught by :meth:`BiradsBBoxHead.shared_features`, a hook that lives only for the call);
-  ``bbox_loss`` adds their logits as ``birads_score``, after the parent's losses, which keeps the autograd graph
-  (and so the demo's numbers, to the last bit) as they were;
 * the sampler each RoI head builds (``init_assigner_sampler``) is wrapped so that a sampling result also carries
   ``pos_gt_birads``, the ground-truth BI-RADS of its positives, as it carries ``pos_gt_labels``;
-* ``bbox_loss`` adds ``loss_birads``; ``predict_bbox`` adds ``birads_scores`` and ``birads`` to each result,
-  computed on the final boxes.
+* ``bbox_loss`` adds ``birads_score`` (the logits of the sampled RoIs) and ``loss_birads``, after the parent's
+  losses; the RoI features are detached by default, so the detector learns exactly as it would without the branch;
+* ``predict_bbox`` adds ``birads_scores`` and ``birads`` to each result, computed on the final boxes.
+
+A :class:`BiradsBBoxHead` built with ``with_birads=False`` makes both RoI heads mmdet's own.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator, List, Tuple
+from typing import List, Tuple
 
 import torch
-import torch.nn.functional as F
 from mmdet.models.roi_heads import CascadeRoIHead, StandardRoIHead
 from mmdet.models.roi_heads.bbox_heads import Shared2FCBBoxHead
 from mmdet.registry import MODELS
@@ -30,35 +29,36 @@ from ..birads import DEFAULT_LOSS, NUM_BIRADS, attach_birads, birads_classes, bi
 
 @MODELS.register_module()
 class BiradsBBoxHead(Shared2FCBBoxHead):
-    """Shared2FCBBoxHead with an extra fc that classifies each RoI's BI-RADS from the shared features.
+    """Shared2FCBBoxHead with a BI-RADS branch: fcs of its own on each RoI's pooled features, then a classifier.
 
     Args:
         num_birads: number of BI-RADS classes (3, 4, 5).
+        birads_fcs: fully connected layers of the branch before its classifier, each ``fc_out_channels`` wide.
         loss_birads: loss config; boxes without BI-RADS and background RoIs are left out of it.
+        with_birads: build and use the branch (False: the parent head exactly, and the RoI heads below are mmdet's).
+        detach_features: the BI-RADS loss trains the branch alone, not the RoI features it reads (the detector then
+            learns exactly as without it); False lets it shape them too.
     """
 
-    def __init__(self, *args, num_birads: int = NUM_BIRADS, loss_birads: dict = DEFAULT_LOSS, **kwargs):
+    def __init__(self, *args, num_birads: int = NUM_BIRADS, birads_fcs: int = 2, loss_birads: dict = DEFAULT_LOSS,
+                 with_birads: bool = True, detach_features: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.num_birads = num_birads
-        self.fc_birads = nn.Linear(self.shared_out_channels, num_birads)
-        self.loss_birads = MODELS.build(loss_birads)
+        self.with_birads = with_birads
+        self.detach_features = detach_features
+        if with_birads:
+            width = self.in_channels * self.roi_feat_area
+            layers: List[nn.Module] = [nn.Flatten()]
+            for _ in range(birads_fcs):
+                layers += [nn.Linear(width, self.fc_out_channels), nn.ReLU(inplace=True)]
+                width = self.fc_out_channels
+            self.birads_fcs = nn.Sequential(*layers)
+            self.fc_birads = nn.Linear(width, num_birads)
+            self.loss_birads = MODELS.build(loss_birads)
 
-    @contextmanager
-    def shared_features(self) -> Iterator[List[Tensor]]:
-        """Within the block, each forward of this head appends the output of its last shared fc (the RoIs' shared
-        features) to the yielded list; the hook is removed on exit."""
-        shared: List[Tensor] = []
-        handle = self.shared_fcs[-1].register_forward_hook(lambda module, inputs, output: shared.append(output))
-        try:
-            yield shared
-        finally:
-            handle.remove()
-
-    def forward_birads(self, shared: Tensor) -> Tensor:
-        """BI-RADS logits (N x num_birads) of shared RoI features caught by :meth:`shared_features`."""
-        # Not self.relu: it is in-place, and the parent's own in-place ReLU has already run on ``shared`` (relu twice
-        # is relu once), whose pre-activation values autograd still needs.
-        return self.fc_birads(F.relu(shared))
+    def forward_birads(self, roi_feats: Tensor) -> Tensor:
+        """BI-RADS logits (N x num_birads) of RoI features (N x in_channels x roi size x roi size)."""
+        return self.fc_birads(self.birads_fcs(roi_feats.detach() if self.detach_features else roi_feats))
 
     def birads_loss(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss over the RoIs whose target is >= 0 (the others: background or no BI-RADS)."""
@@ -102,7 +102,8 @@ class _BiradsMixin:
             self.bbox_sampler = BiradsSampler(self.bbox_sampler)
 
     def _add_birads(self, batch_img_metas: List[dict], results_list, rescale: bool, forward, head):
-        """Classifies the final boxes' BI-RADS; ``forward(rois)`` returns forward results with ``birads_feats``."""
+        """Classifies the final boxes' BI-RADS; ``forward(rois)`` returns mmdet's forward results (``bbox_feats``:
+        the RoI features)."""
         boxes = []
         for res, meta in zip(results_list, batch_img_metas):
             b = res.bboxes
@@ -111,32 +112,36 @@ class _BiradsMixin:
             boxes.append(b)
         rois = bbox2roi(boxes)
         logits = rois.new_zeros((0, NUM_BIRADS)) if rois.shape[0] == 0 else \
-            head.forward_birads(forward(rois)['birads_feats'])
+            head.forward_birads(forward(rois)['bbox_feats'])
         for res, lg in zip(results_list, logits.split([len(b) for b in boxes])):
             attach_birads(res, lg)
         return results_list
+
+
+def _classifies(head) -> bool:
+    """Whether a bbox head classifies BI-RADS (a :class:`BiradsBBoxHead` built ``with_birads``)."""
+    return isinstance(head, BiradsBBoxHead) and head.with_birads
+
+
+def _add_birads_loss(results: dict, head: BiradsBBoxHead, sampling_results) -> None:
+    """``birads_score`` and ``loss_bbox['loss_birads']`` of the sampled RoIs, into mmdet's bbox loss results."""
+    results['birads_score'] = head.forward_birads(results['bbox_feats'])
+    results['loss_bbox']['loss_birads'] = head.birads_loss(results['birads_score'], birads_targets(sampling_results))
 
 
 @MODELS.register_module()
 class BiradsRoIHead(_BiradsMixin, StandardRoIHead):
     """StandardRoIHead whose bbox head is a :class:`BiradsBBoxHead`: adds ``loss_birads`` and BI-RADS outputs."""
 
-    def _bbox_forward(self, x: Tuple[Tensor], rois: Tensor) -> dict:
-        with self.bbox_head.shared_features() as shared:
-            results = super()._bbox_forward(x, rois)
-        results['birads_feats'] = shared[0]
-        return results
-
     def bbox_loss(self, x: Tuple[Tensor], sampling_results) -> dict:
         results = super().bbox_loss(x, sampling_results)
-        results['birads_score'] = self.bbox_head.forward_birads(results['birads_feats'])
-        results['loss_bbox']['loss_birads'] = self.bbox_head.birads_loss(results['birads_score'],
-                                                                         birads_targets(sampling_results))
+        if _classifies(self.bbox_head):
+            _add_birads_loss(results, self.bbox_head, sampling_results)
         return results
 
     def predict_bbox(self, x, batch_img_metas, rpn_results_list, rcnn_test_cfg, rescale: bool = False):
         results = super().predict_bbox(x, batch_img_metas, rpn_results_list, rcnn_test_cfg, rescale)
-        if rcnn_test_cfg is None:  # raw per-class scores for test-time augmentation: no final boxes yet
+        if rcnn_test_cfg is None or not _classifies(self.bbox_head):  # None: raw scores for test-time augmentation
             return results
         return self._add_birads(batch_img_metas, results, rescale, lambda rois: self._bbox_forward(x, rois),
                                 self.bbox_head)
@@ -146,28 +151,16 @@ class BiradsRoIHead(_BiradsMixin, StandardRoIHead):
 class CascadeBiradsRoIHead(_BiradsMixin, CascadeRoIHead):
     """CascadeRoIHead whose last stage's bbox head is a :class:`BiradsBBoxHead`."""
 
-    def _bbox_forward(self, stage: int, x: Tuple[Tensor], rois: Tensor) -> dict:
-        head = self.bbox_head[stage]
-        if not isinstance(head, BiradsBBoxHead):
-            return super()._bbox_forward(stage, x, rois)
-        with head.shared_features() as shared:
-            results = super()._bbox_forward(stage, x, rois)
-        results['birads_feats'] = shared[0]
-        return results
-
     def bbox_loss(self, stage: int, x: Tuple[Tensor], sampling_results) -> dict:
         results = super().bbox_loss(stage, x, sampling_results)
-        if 'birads_feats' in results:
-            head = self.bbox_head[stage]
-            results['birads_score'] = head.forward_birads(results['birads_feats'])
-            results['loss_bbox']['loss_birads'] = head.birads_loss(results['birads_score'],
-                                                                   birads_targets(sampling_results))
+        if _classifies(self.bbox_head[stage]):
+            _add_birads_loss(results, self.bbox_head[stage], sampling_results)
         return results
 
     def predict_bbox(self, x, batch_img_metas, rpn_results_list, rcnn_test_cfg, rescale: bool = False, **kwargs):
         results = super().predict_bbox(x, batch_img_metas, rpn_results_list, rcnn_test_cfg, rescale, **kwargs)
-        if rcnn_test_cfg is None:
-            return results
         last = self.num_stages - 1
+        if rcnn_test_cfg is None or not _classifies(self.bbox_head[last]):
+            return results
         return self._add_birads(batch_img_metas, results, rescale, lambda rois: self._bbox_forward(last, x, rois),
                                 self.bbox_head[last])
