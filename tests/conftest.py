@@ -29,9 +29,14 @@ def converted(synth_root, tmp_path_factory):
 
 
 def pytest_configure(config):
-    # Each pytest-xdist worker (and every tool it starts) gets its share of the cores: two workers with two
-    # threads each on a 2-core machine run slower than one.
-    workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+    # Each pytest-xdist worker (and every tool it starts) gets its share of the cores. Two workers with two OpenMP
+    # threads each on 2 cores spin against each other: measured, a training step took 25x longer. The controller
+    # knows the worker count (-n) before it starts them, and they inherit its environment; a worker reads its own.
+    if hasattr(config, 'workerinput'):
+        workers = int(config.workerinput['workercount'])
+    else:
+        n = getattr(config.option, 'numprocesses', None)
+        workers = n if isinstance(n, int) and n > 0 else (os.cpu_count() or 1) if n else 1
     os.environ.setdefault('OMP_NUM_THREADS', str(max(1, min(2, (os.cpu_count() or 1) // workers))))
 
 

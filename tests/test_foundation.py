@@ -90,3 +90,12 @@ def test_python_dash_m_runs_the_cli():
     for sub in ('synth', 'convert', 'evaluate', 'compare', 'train', 'test', 'infer', 'demo', 'benchmark'):
         assert sub in out.stdout
     assert importlib.util.find_spec('data_converters') is not None
+
+
+def test_test_workers_do_not_oversubscribe_the_cores():
+    """Each pytest-xdist worker's torch gets its share of the cores (tests/conftest.py): two workers of two OpenMP
+    threads each on 2 cores made every in-process training step 25x slower."""
+    import os
+
+    workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+    assert torch.get_num_threads() * workers <= max(os.cpu_count() or 1, workers)
