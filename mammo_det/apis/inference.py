@@ -224,6 +224,19 @@ def torch_bool(mask: np.ndarray, device):
     return torch.as_tensor(mask, dtype=torch.bool, device=device)
 
 
+def _write_overlay(path: str, img, res, kept: tuple, classes: Sequence[str]) -> None:
+    """The kept boxes drawn on the loaded (resized) image, written to ``path``."""
+    import cv2
+
+    from mammo_det.fileio import atomic_path
+
+    boxes, scores, labels, birads = kept
+    sx, sy = res.metainfo['scale_factor']
+    overlay = draw_detections(img, boxes * [sx, sy, sx, sy], [classes[int(c)] for c in labels], scores, birads)
+    with atomic_path(path) as tmp:
+        cv2.imwrite(tmp, overlay)
+
+
 def infer(config: str, checkpoint: str, inputs: Sequence[str], out_dir: str, device: Optional[str] = None,
           batch_size: int = 4, score_thr: float = 0.05, workers: int = 2, progress: bool = True,
           thresholds: Optional[str] = None, fppi: Optional[float] = None, fuser: Optional[str] = None) -> dict:
@@ -241,12 +254,11 @@ def infer(config: str, checkpoint: str, inputs: Sequence[str], out_dir: str, dev
     Returns:
         dict(predictions=[...], errors=[...]) as written to ``out_dir``.
     """
-    import cv2
     import torch
     from mmengine.dataset import pseudo_collate
     from tqdm import tqdm
 
-    from mammo_det.fileio import atomic_path, write_json
+    from mammo_det.fileio import write_json
 
     model, pipeline = load_model(config, checkpoint, device)
     classes = model.dataset_meta['classes']
@@ -269,16 +281,12 @@ def infer(config: str, checkpoint: str, inputs: Sequence[str], out_dir: str, dev
             with torch.no_grad():
                 results = model.test_step(pseudo_collate([it['sample'] for it in items]))
             for it, res in zip(items, results):
-                entry, (boxes, scores, labels, birads), t = _record(it['file'], res, classes, score_thr, class_thr)
+                entry, kept, t = _record(it['file'], res, classes, score_thr, class_thr)
                 entry['overlay'] = _overlay_name(entry['source_id'], overlays, len(predictions))
-                predictions.append(entry)
                 img = it['sample']['inputs'][0].numpy()  # the loaded (resized) image, one channel
                 entry['landmarks'] = _landmarks(img, res, t, entry)
-                sx, sy = res.metainfo['scale_factor']
-                overlay = draw_detections(img, boxes * [sx, sy, sx, sy], [classes[int(c)] for c in labels], scores,
-                                          birads)
-                with atomic_path(os.path.join(out_dir, entry['overlay'])) as tmp:
-                    cv2.imwrite(tmp, overlay)
+                _write_overlay(os.path.join(out_dir, entry['overlay']), img, res, kept, classes)
+                predictions.append(entry)
     fusion = None
     if fuser is not None:
         from mammo_det.fusion import load_fuser

@@ -115,6 +115,47 @@ def data_time_share(config: str, data_root: str, work: str, scale: int) -> float
     return float(sum(r['data_time'] for r in rows) / max(sum(r['time'] for r in rows), 1e-9))
 
 
+def _loaders(roots: dict, args) -> dict:
+    """Old (float RGB) against lean (one channel, stored depth) loaders: images/s per worker and bytes a sample."""
+    out = {}
+    print(f'loaders at long side {args.scale}, {args.images} images (images/s per worker; MB per sample):')
+    for bits in (8, 16):
+        for workers in (1, args.workers):
+            row = {name: loader_rate(roots[bits], args.scale, args.images, workers, float_rgb)
+                   for name, float_rgb in (('old', True), ('lean', False))}
+            out[f'{bits}bit_{workers}w'] = {k: dict(img_per_s_per_worker=v[0], bytes=v[1]) for k, v in row.items()}
+            (o_rate, o_bytes), (n_rate, n_bytes) = row['old'], row['lean']
+            print(f'  {bits:2d}-bit, {workers} worker(s): old {o_rate:5.1f} img/s, {o_bytes / 1e6:5.1f} MB | '
+                  f'lean {n_rate:5.1f} img/s, {n_bytes / 1e6:5.1f} MB | speed-up {n_rate / o_rate:.2f}x, '
+                  f'bytes {n_bytes / o_bytes:.3f}x')
+    return out
+
+
+def _gpu_steps(roots: dict, tmp: str, args) -> dict:
+    """Each shipped config's fp32 and AMP training step on the GPU, then one epoch's data-time share."""
+    from mammo_det.apis.configs import list_configs, package_configs_dir
+
+    out = {}
+    print(f'GPU {torch.cuda.get_device_name(0)}: training step, 2 images at long side {args.scale}, after '
+          f'{args.warmup} warm-up steps:')
+    for name in list_configs():
+        if name.startswith('demo'):
+            continue
+        config = os.path.join(package_configs_dir(), name)
+        row = {mode: step_rate(config, args.scale, args.steps, args.warmup, mode == 'amp', 'cuda')
+               for mode in ('fp32', 'amp')}
+        out[name] = row
+        print(f"  {name}: fp32 {row['fp32']['img_per_s']:.1f} img/s, peak "
+              f"{row['fp32']['peak_allocated_gib']:.1f}/{row['fp32']['peak_reserved_gib']:.1f} GiB | AMP "
+              f"{row['amp']['img_per_s']:.1f} img/s, peak {row['amp']['peak_allocated_gib']:.1f}/"
+              f"{row['amp']['peak_reserved_gib']:.1f} GiB (allocated/reserved)")
+    config = os.path.join(package_configs_dir(), 'faster_rcnn/faster-rcnn_r50_fpn_birads_8xb2-amp-1x_vindr-mammo.py')
+    out['data_time_share'] = share = data_time_share(config, roots[8], os.path.join(tmp, 'epoch'), args.scale)
+    print(f'  one tools/train.py epoch (Faster R-CNN AMP, {args.images} images): data time {share:.1%} of '
+          'the iteration time')
+    return out
+
+
 def main() -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--images', type=int, default=32)
@@ -127,7 +168,6 @@ def main() -> dict:
     from data_converters.core import ConvertOptions
     from data_converters.formats import convert
     from data_converters.synth.vindr import write_dataset
-    from mammo_det.apis.configs import list_configs, package_configs_dir
 
     results = dict(scale=args.scale, images=args.images, loader={}, gpu={})
     with tempfile.TemporaryDirectory() as tmp:
@@ -138,38 +178,9 @@ def main() -> dict:
             roots[bits] = os.path.join(tmp, f'c{bits}')
             convert(os.path.join(tmp, 'raw'), roots[bits], ConvertOptions(max_size=args.scale, bit_depth=bits,
                                                                           val_fraction=0, progress=False, workers=2))
-        print(f'loaders at long side {args.scale}, {args.images} images (images/s per worker; MB per sample):')
-        for bits in (8, 16):
-            for workers in (1, args.workers):
-                row = {}
-                for name, float_rgb in (('old', True), ('lean', False)):
-                    row[name] = loader_rate(roots[bits], args.scale, args.images, workers, float_rgb)
-                results['loader'][f'{bits}bit_{workers}w'] = {k: dict(img_per_s_per_worker=v[0], bytes=v[1])
-                                                             for k, v in row.items()}
-                (o_rate, o_bytes), (n_rate, n_bytes) = row['old'], row['lean']
-                print(f'  {bits:2d}-bit, {workers} worker(s): old {o_rate:5.1f} img/s, {o_bytes / 1e6:5.1f} MB | '
-                      f'lean {n_rate:5.1f} img/s, {n_bytes / 1e6:5.1f} MB | speed-up {n_rate / o_rate:.2f}x, '
-                      f'bytes {n_bytes / o_bytes:.3f}x')
+        results['loader'] = _loaders(roots, args)
         if torch.cuda.is_available():
-            print(f'GPU {torch.cuda.get_device_name(0)}: training step, 2 images at long side {args.scale}, after '
-                  f'{args.warmup} warm-up steps:')
-            for name in list_configs():
-                if name.startswith('demo'):
-                    continue
-                config = os.path.join(package_configs_dir(), name)
-                row = {mode: step_rate(config, args.scale, args.steps, args.warmup, mode == 'amp', 'cuda')
-                       for mode in ('fp32', 'amp')}
-                results['gpu'][name] = row
-                print(f"  {name}: fp32 {row['fp32']['img_per_s']:.1f} img/s, peak "
-                      f"{row['fp32']['peak_allocated_gib']:.1f}/{row['fp32']['peak_reserved_gib']:.1f} GiB | AMP "
-                      f"{row['amp']['img_per_s']:.1f} img/s, peak {row['amp']['peak_allocated_gib']:.1f}/"
-                      f"{row['amp']['peak_reserved_gib']:.1f} GiB (allocated/reserved)")
-            config = os.path.join(package_configs_dir(),
-                                  'faster_rcnn/faster-rcnn_r50_fpn_birads_8xb2-amp-1x_vindr-mammo.py')
-            share = data_time_share(config, roots[8], os.path.join(tmp, 'epoch'), args.scale)
-            results['gpu']['data_time_share'] = share
-            print(f'  one tools/train.py epoch (Faster R-CNN AMP, {args.images} images): data time {share:.1%} of '
-                  'the iteration time')
+            results['gpu'] = _gpu_steps(roots, tmp, args)
         else:
             print('no GPU visible: the per-config step rates and the epoch data-time share need one')
     if args.json:
