@@ -3,9 +3,11 @@ and the output contract of every model: ``pred_instances.birads_scores`` (probab
 summing to 1) and ``pred_instances.birads`` (the most probable, 3/4/5)."""
 from __future__ import annotations
 
+from typing import List, Sequence
+
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from mammo_det.vocab import BIRADS_VALUES
 
@@ -53,3 +55,20 @@ def attach_birads(results, logits: Tensor):
     results.birads = probs.argmax(dim=-1) + BIRADS_VALUES[0] if len(probs) else \
         probs.new_zeros((0,), dtype=torch.long)
     return results
+
+
+def fc_tower(in_features: int, width: int, layers: int) -> nn.Sequential:
+    """A BI-RADS branch's own tower on pooled features: flatten, then ``layers`` x (fc ``width`` wide, ReLU)."""
+    modules: List[nn.Module] = [nn.Flatten()]
+    for _ in range(layers):
+        modules += [nn.Linear(in_features, width), nn.ReLU(inplace=True)]
+        in_features = width
+    return nn.Sequential(*modules)
+
+
+def roi_extractor(channels: int, strides: Sequence[int], roi_size: int) -> nn.Module:
+    """mmdet's SingleRoIExtractor with RoIAlign: each box pooled on the pyramid level its size picks."""
+    from mmdet.registry import MODELS
+
+    return MODELS.build(dict(type='SingleRoIExtractor', out_channels=channels, featmap_strides=list(strides),
+                             roi_layer=dict(type='RoIAlign', output_size=roi_size, sampling_ratio=0)))

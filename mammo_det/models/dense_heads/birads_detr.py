@@ -31,7 +31,8 @@ from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox2roi, bbox_cxcywh_to_xyxy
 from torch import Tensor, nn
 
-from ..birads import DEFAULT_LOSS, NUM_BIRADS, attach_birads, birads_loss, gt_birads, targets_of_assigned
+from ..birads import (DEFAULT_LOSS, NUM_BIRADS, attach_birads, birads_loss, fc_tower, gt_birads, roi_extractor,
+                      targets_of_assigned)
 
 
 class _RecordingAssigner:
@@ -76,11 +77,8 @@ class DetrBiradsMixin:
         if not self.with_birads:
             return
         width = self.embed_dims * self.birads_roi_size ** 2
-        tower: List[nn.Module] = [nn.Flatten()]
-        for _ in range(self.birads_fcs):
-            tower += [nn.Linear(width, self.birads_fc_channels), nn.ReLU(inplace=True)]
-            width = self.birads_fc_channels
-        self.birads_tower = nn.Sequential(*tower)
+        self.birads_tower = fc_tower(width, self.birads_fc_channels, self.birads_fcs)
+        width = self.birads_fc_channels if self.birads_fcs else width
         # one output layer per decoder layer (the parent's last class branch scores the two-stage encoder's proposals)
         layers = self.num_pred_layer - (1 if self.as_two_stage else 0)
         self.birads_branches = nn.ModuleList([nn.Linear(width, NUM_BIRADS) for _ in range(layers)])
@@ -94,9 +92,7 @@ class DetrBiradsMixin:
         the strides are read off the maps' sizes (powers of 2)."""
         strides = tuple(2 ** round(math.log2(batch_input_shape[0] / f.shape[-2])) for f in feats)
         if strides not in self._extractors:
-            self._extractors[strides] = MODELS.build(dict(
-                type='SingleRoIExtractor', out_channels=self.embed_dims, featmap_strides=list(strides),
-                roi_layer=dict(type='RoIAlign', output_size=self.birads_roi_size, sampling_ratio=0)))
+            self._extractors[strides] = roi_extractor(self.embed_dims, strides, self.birads_roi_size)
         return self._extractors[strides](tuple(feats), rois)
 
     def query_logits(self, layer: int, feats: Sequence[Tensor], boxes: List[Tensor], batch_img_metas: List[dict]):

@@ -27,7 +27,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from ...zoo import wrapped_model_config
-from ..birads import DEFAULT_LOSS, NUM_BIRADS, attach_birads, birads_loss, gt_birads
+from ..birads import DEFAULT_LOSS, NUM_BIRADS, attach_birads, birads_loss, fc_tower, gt_birads, roi_extractor
 
 
 @MODELS.register_module()
@@ -52,11 +52,8 @@ class RoIBiradsHead(BaseModule):
         super().__init__(init_cfg=init_cfg)
         if in_channels is None or featmap_strides is None:
             raise ValueError('RoIBiradsHead needs in_channels and featmap_strides (BiradsDetector fills them in)')
-        self.roi_extractor = MODELS.build(dict(
-            type='SingleRoIExtractor', roi_layer=dict(type='RoIAlign', output_size=roi_size, sampling_ratio=0),
-            out_channels=in_channels, featmap_strides=list(featmap_strides)))
-        self.fcs = nn.Sequential(nn.Flatten(), nn.Linear(in_channels * roi_size * roi_size, fc_channels),
-                                 nn.ReLU(inplace=True), nn.Linear(fc_channels, fc_channels), nn.ReLU(inplace=True))
+        self.roi_extractor = roi_extractor(in_channels, featmap_strides, roi_size)
+        self.fcs = fc_tower(in_channels * roi_size * roi_size, fc_channels, 2)
         self.fc_birads = nn.Linear(fc_channels, NUM_BIRADS)
         self.jitter, self.jitter_scale = jitter, jitter_scale
         self.detach_features = detach_features

@@ -24,7 +24,7 @@ from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox2roi, scale_boxes
 from torch import Tensor, nn
 
-from ..birads import DEFAULT_LOSS, NUM_BIRADS, attach_birads, birads_classes, birads_loss
+from ..birads import DEFAULT_LOSS, NUM_BIRADS, attach_birads, birads_classes, birads_loss, fc_tower
 
 
 @MODELS.register_module()
@@ -47,12 +47,8 @@ class BiradsBBoxHead(Shared2FCBBoxHead):
         self.with_birads = with_birads
         self.detach_features = detach_features
         if with_birads:
-            width = self.in_channels * self.roi_feat_area
-            layers: List[nn.Module] = [nn.Flatten()]
-            for _ in range(birads_fcs):
-                layers += [nn.Linear(width, self.fc_out_channels), nn.ReLU(inplace=True)]
-                width = self.fc_out_channels
-            self.birads_fcs = nn.Sequential(*layers)
+            self.birads_fcs = fc_tower(self.in_channels * self.roi_feat_area, self.fc_out_channels, birads_fcs)
+            width = self.fc_out_channels if birads_fcs else self.in_channels * self.roi_feat_area
             self.fc_birads = nn.Linear(width, num_birads)
             self.loss_birads = MODELS.build(loss_birads)
 
