@@ -2,22 +2,27 @@
 suspicious (BI-RADS 4-5) boxes scored by P(finding) x P(BI-RADS 4 or 5)."""
 from __future__ import annotations
 
+from itertools import chain
 from typing import Dict, List
 
 import numpy as np
 
 from mammo_det.vocab import BIRADS_VALUES, birads_class
 
-from .coco import ap_from_precision, coco_precision
-from .keys import IOU50
+from .coco import Detections, ap_from_precision, match_sorted, precision_by_category, reference_precision
+from .keys import COCO_IOU_THRS, IOU50
 
 
-def birads_metrics(gt: dict, dets: List[dict], matches: Dict[int, dict], backend: str) -> tuple:
+def birads_metrics(gt: dict, dets: List[dict], columns: Detections, matches: Dict[int, dict],
+                   backend: str) -> tuple:
     """(metrics or None, what the bootstrap needs or None): ``boxes``, (image id, prediction right) of each matched
-    box with a known BI-RADS, or None; ``suspicious``, the (ground truth, detections) of :func:`suspicious_set`.
+    box with a known BI-RADS, or None; ``suspicious``, the (ground truth, detection columns, their
+    :func:`coco.match_sorted` at the COCO thresholds) of :func:`suspicious_set`.
 
     Args:
+        columns: ``dets`` as :class:`coco.Detections`.
         matches: per category, the FROC matches (:func:`coco.drop_ignored`).
+        backend: as :func:`coco.choose_backend` gave it.
     """
     if not any('birads_scores' in d for d in dets):
         return None, None
@@ -26,10 +31,11 @@ def birads_metrics(gt: dict, dets: List[dict], matches: Dict[int, dict], backend
     out = dict(matched=n, accuracy=float(np.trace(confusion) / n) if n else None,
                majority_baseline=float(confusion.sum(1).max() / n) if n else None,
                confusion=confusion.tolist(), labels=list(BIRADS_VALUES))
-    s_gt, s_dets = suspicious_set(gt, dets)
-    out.update(suspicious_ap(s_gt, s_dets, backend))
+    s_gt, s_columns = suspicious_set(gt, dets, columns)
+    s_matches = match_sorted(s_gt, s_columns, list(COCO_IOU_THRS))
+    out.update(suspicious_ap(s_gt, s_columns, s_matches, backend))
     table = dict(boxes=(np.array([b[0] for b in boxes]), np.array([b[1] for b in boxes], bool)) if boxes else None,
-                 suspicious=(s_gt, s_dets))
+                 suspicious=(s_gt, s_columns, s_matches[1]))
     return out, table
 
 
@@ -48,30 +54,46 @@ def _confusion(anns: List[dict], dets: List[dict], matches: Dict[int, dict]) -> 
     return confusion, boxes
 
 
-def suspicious_set(gt: dict, dets: List[dict]) -> tuple:
-    """One-category ground truth and detections: boxes with finding BI-RADS 4 or 5 (one per image and box, whatever
-    its categories), and every detection with BI-RADS probabilities, scored P(finding) x P(BI-RADS 4/5)."""
+def suspicious_set(gt: dict, dets: List[dict], columns: Detections) -> tuple:
+    """(ground truth, detections) of one category: boxes with finding BI-RADS 4 or 5 (one per image and box,
+    whatever its categories), and every detection with BI-RADS probabilities, scored P(finding) x P(BI-RADS 4/5),
+    as :class:`coco.Detections` (the rows of ``columns`` that have probabilities)."""
     seen, s_anns = set(), []
     for a in gt['annotations']:
         key = (a['image_id'], tuple(a['bbox']))
         if a.get('birads') in (4, 5) and key not in seen:
             seen.add(key)
             s_anns.append(dict(a, id=len(s_anns) + 1, category_id=1))
-    s_dets = [dict(image_id=d['image_id'], category_id=1, bbox=d['bbox'],
-                   score=float(d['score']) * float(sum(d['birads_scores'][1:])))
-              for d in dets if d.get('birads_scores') is not None]
-    return dict(images=gt['images'], annotations=s_anns, categories=[dict(id=1, name='BI-RADS 4-5')]), s_dets
+    has = np.flatnonzero(np.fromiter((d.get('birads_scores') is not None for d in dets), bool, len(dets)))
+    probs = np.fromiter(chain.from_iterable(dets[i]['birads_scores'] for i in has), np.float64, 3 * len(has))
+    probs = probs.reshape(-1, 3)
+    s_columns = Detections(columns.image_pos[has], np.ones(len(has), np.int64),
+                           columns.score[has] * (probs[:, 1] + probs[:, 2]), columns.boxes[has])
+    s_gt = dict(images=gt['images'], annotations=s_anns, categories=[dict(id=1, name='BI-RADS 4-5')])
+    return s_gt, s_columns
 
 
-def suspicious_ap(s_gt: dict, s_dets: List[dict], backend: str) -> dict:
-    """``suspicious_AP``, ``suspicious_AP50`` and ``suspicious_num_gt`` of :func:`suspicious_set`'s boxes."""
+def suspicious_ap(s_gt: dict, s_columns: Detections, s_matches: Dict[int, dict], backend: str) -> dict:
+    """``suspicious_AP``, ``suspicious_AP50`` and ``suspicious_num_gt`` of :func:`suspicious_set`'s boxes, from
+    their :func:`coco.match_sorted` at the COCO thresholds (``backend`` other than ``'numpy'``: its own run on
+    the set written out as result dicts)."""
     s_anns = s_gt['annotations']
     out = {}
-    if s_anns and s_dets:
-        prec, _ = coco_precision(s_gt, s_dets, backend=backend)
-        out['suspicious_AP'] = ap_from_precision(prec[:, :, 0])
-        out['suspicious_AP50'] = ap_from_precision(prec[IOU50, :, 0])
+    if s_anns and len(s_columns.score):
+        if backend == 'numpy':
+            prec = precision_by_category(s_matches, len(COCO_IOU_THRS))[1]
+        else:
+            prec = reference_precision(s_gt, _result_dicts(s_gt, s_columns), COCO_IOU_THRS, backend)[1]
+        out['suspicious_AP'] = ap_from_precision(prec)
+        out['suspicious_AP50'] = ap_from_precision(prec[IOU50])
     else:
         out['suspicious_AP'] = out['suspicious_AP50'] = 0.0 if s_anns else None
     out['suspicious_num_gt'] = len(s_anns)
     return out
+
+
+def _result_dicts(gt: dict, columns: Detections) -> List[dict]:
+    ids = [im['id'] for im in sorted(gt['images'], key=lambda im: im['id'])]
+    return [dict(image_id=ids[p], category_id=int(c), bbox=b, score=s) for p, c, b, s in
+            zip(columns.image_pos.tolist(), columns.category_id.tolist(), columns.boxes.tolist(),
+                columns.score.tolist())]

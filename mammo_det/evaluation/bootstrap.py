@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .coco import match_sorted
+from .coco import Detections
 from .keys import COCO_IOU_THRS, IOU50, IOU75, RECALL_THRS, fppi_key
 from .lesion import lesion_events
 
@@ -199,10 +199,12 @@ class BootstrapData:
             out[c] = (first, count)
         return out
 
-    def _suspicious_table(self, s_gt: dict, s_dets: List[dict], img_pos: dict) -> tuple:
-        """(tp [T, n], fp [T, n], unit [n], ground truth per unit) of the BI-RADS 4-5 set at the COCO thresholds."""
-        m = match_sorted(s_gt, s_dets, list(COCO_IOU_THRS))[1]
-        unit = np.array([self.img_unit[img_pos[s_dets[i]['image_id']]] for i in m['det_index']], np.int64)
+    def _suspicious_table(self, s_gt: dict, s_columns: Detections, m: dict, img_pos: dict) -> tuple:
+        """(tp [T, n], fp [T, n], unit [n], ground truth per unit) of the BI-RADS 4-5 set (its
+        :class:`coco.Detections`) from its matches ``m`` at the COCO thresholds."""
+        by_id = sorted(s_gt['images'], key=lambda im: im['id'])  # coco.Detections' image positions
+        unit_of_pos = self.img_unit[np.array([img_pos[im['id']] for im in by_id], np.int64)]
+        unit = unit_of_pos[s_columns.image_pos[m['det_index']]]
         count = np.zeros(len(self.units))
         np.add.at(count, [self.img_unit[img_pos[a['image_id']]] for a in s_gt['annotations']], 1)
         return m['tp'], m['fp'], unit.reshape(-1), count

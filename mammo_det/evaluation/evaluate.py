@@ -8,14 +8,15 @@ Input: a COCO ground-truth dict (as the converter writes it: ``birads`` per anno
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
 from .birads import birads_metrics
 from .bootstrap import BootstrapData, ci_block, difference, study_weights
 from .breast import breast_metrics
-from .coco import ap_from_precision, coco_precision, drop_ignored, match_sorted
+from .coco import (Detections, ap_from_precision, choose_backend, detection_columns, drop_ignored, match_sorted,
+                   precision_by_category, reference_precision)
 from .froc import operating_points, recall_at_fppi, recall_by_birads
 from .inputs import EvaluationInputError, validate_gt
 from .keys import COCO_IOU_THRS, FPPI_POINTS, IOU50, IOU75, ap_key, ap_keys
@@ -23,76 +24,70 @@ from .lesion import lesion_keys, lesion_level
 from .protocol import check_protocol, restrict, select_images, subgroups
 
 
-def _category_aps(precision: Optional[np.ndarray], extra_prec: Optional[np.ndarray], k: Optional[int], num_gt: int,
-                  extra: Sequence[float]) -> dict:
-    """AP, AP50, AP75 and the extra single-threshold APs of the category in column ``k`` of the precision arrays:
-    None without ground truth, 0 without detections."""
-    keys = ap_keys(extra)
+def _category_aps(precision: Optional[np.ndarray], num_gt: int, extra: Sequence[float]) -> dict:
+    """AP, AP50, AP75 and the extra single-threshold APs of one category from its precision rows (the COCO
+    thresholds, then ``extra``): None without ground truth."""
     if num_gt == 0:
-        return dict.fromkeys(keys)
-    if k is None:
-        return dict.fromkeys(keys, 0.0)
-    aps = dict(AP=ap_from_precision(precision[:, :, k]), AP50=ap_from_precision(precision[IOU50, :, k]),
-               AP75=ap_from_precision(precision[IOU75, :, k]))
-    aps.update({ap_key(t): ap_from_precision(extra_prec[i, :, k]) for i, t in enumerate(extra)})
+        return dict.fromkeys(ap_keys(extra))
+    n_coco = len(COCO_IOU_THRS)
+    aps = dict(AP=ap_from_precision(precision[:n_coco]), AP50=ap_from_precision(precision[IOU50]),
+               AP75=ap_from_precision(precision[IOU75]))
+    aps.update({ap_key(t): ap_from_precision(precision[n_coco + i]) for i, t in enumerate(extra)})
     return aps
 
 
-def _match(gt: dict, dets: List[dict], protocol: dict, for_bootstrap: bool) -> tuple:
-    """(matches at the AP thresholds or None, matches under the FROC protocol). With ``for_bootstrap`` and IoU hits,
-    one matching pass serves both; with centre hits the AP thresholds need their own IoU matching."""
-    extra = list(protocol['iou_thrs'])
-    if not for_bootstrap:
-        return None, match_sorted(gt, dets, [protocol['froc_iou']], protocol['hit'])
+def _match(gt: dict, dets: Detections, protocol: dict) -> tuple:
+    """(matches at the AP thresholds, matches under the FROC protocol). With IoU hits one matching pass serves
+    both; centre hits need their own."""
+    ap_thrs = list(COCO_IOU_THRS) + list(protocol['iou_thrs'])
     if protocol['hit'] == 'iou':
-        rows = match_sorted(gt, dets, list(COCO_IOU_THRS) + extra + [protocol['froc_iou']])
+        rows = match_sorted(gt, dets, ap_thrs + [protocol['froc_iou']])
         coco = {c: dict(m, tp=m['tp'][:-1], fp=m['fp'][:-1], gt_index=m['gt_index'][:-1]) for c, m in rows.items()}
         froc = {c: dict(m, tp=m['tp'][-1:], fp=m['fp'][-1:], gt_index=m['gt_index'][-1:]) for c, m in rows.items()}
         return coco, froc
-    return (match_sorted(gt, dets, list(COCO_IOU_THRS) + extra),
-            match_sorted(gt, dets, [protocol['froc_iou']], protocol['hit']))
+    return match_sorted(gt, dets, ap_thrs), match_sorted(gt, dets, [protocol['froc_iou']], protocol['hit'])
 
 
-def point_metrics(gt: dict, dets: List[dict], protocol: dict, backend: str = 'faster',
+def point_metrics(gt: dict, dets: List[dict], protocol: dict, backend: str = 'numpy',
                   fppi_points: Sequence[float] = FPPI_POINTS, curves: bool = False,
                   for_bootstrap: bool = False) -> tuple:
     """(the metrics of the full set, the :class:`BootstrapData` of its resamples or None).
 
     Args:
         protocol: from :func:`check_protocol`.
+        backend: COCO AP backend, one of :data:`coco.BACKENDS` (identical numbers).
         curves: also return the PR and FROC curves under ``'_curves'`` (for plots; not JSON-worthy).
         for_bootstrap: also prepare what the study resamples need.
     """
     cats = sorted(gt['categories'], key=lambda c: c['id'])
     extra = protocol['iou_thrs']
-    precision = extra_prec = None
-    cat_index: Dict[int, int] = {}
-    if dets:
-        precision, params = coco_precision(gt, dets, backend=backend)
-        cat_index = {cid: k for k, cid in enumerate(params.catIds)}
-        if extra:
-            extra_prec, _ = coco_precision(gt, dets, iou_thrs=extra, backend=backend)
-    coco_sorted, froc_sorted = _match(gt, dets, protocol, for_bootstrap)
+    columns = detection_columns(gt, dets)
+    backend = choose_backend(backend, gt, columns)
+    coco_sorted, froc_sorted = _match(gt, columns, protocol)
+    ap_thrs = list(COCO_IOU_THRS) + list(extra)
+    if backend == 'numpy' or not dets:
+        precision = precision_by_category(coco_sorted, len(ap_thrs))
+    else:
+        precision = reference_precision(gt, dets, ap_thrs, backend)
     matches = drop_ignored(froc_sorted)
     n_img = len(gt['images'])
     per_cat, ops, by_birads, curve_data = {}, {}, {}, {}
     for c in cats:
-        m, k = matches[c['id']], cat_index.get(c['id'])
+        m = matches[c['id']]
         rec, fppi, at = recall_at_fppi(m['tp'], m['fp'], m['num_gt'], n_img, fppi_points)
-        per_cat[c['name']] = dict(_category_aps(precision, extra_prec, k, m['num_gt'], extra), num_gt=m['num_gt'],
+        per_cat[c['name']] = dict(_category_aps(precision[c['id']], m['num_gt'], extra), num_gt=m['num_gt'],
                                   recall_at_fppi=at)
         ops[c['name']] = operating_points(m, n_img, fppi_points)
         by_birads[c['name']] = recall_by_birads(m, gt['annotations'], c['id'], n_img, fppi_points)
         if curves:
-            pr = precision[IOU50, :, k] if k is not None else np.zeros(101)
-            curve_data[c['name']] = dict(froc_recall=rec, froc_fppi=fppi, pr_precision=pr,
+            curve_data[c['name']] = dict(froc_recall=rec, froc_fppi=fppi, pr_precision=precision[c['id']][IOU50],
                                          pr_recall=np.linspace(0, 1, 101))
 
     def mean(key: str) -> float:
         vals = [v[key] for v in per_cat.values() if v[key] is not None]
         return float(np.mean(vals)) if vals else 0.0
 
-    birads, birads_table = birads_metrics(gt, dets, matches, backend)
+    birads, birads_table = birads_metrics(gt, dets, columns, matches, backend)
     breast, breast_table = breast_metrics(gt, dets)
     lesions, lesion_table = lesion_level(gt, matches, n_img, fppi_points)
     result = dict(mAP=mean('AP'), mAP50=mean('AP50'), mAP75=mean('AP75'),
@@ -109,7 +104,7 @@ def point_metrics(gt: dict, dets: List[dict], protocol: dict, backend: str = 'fa
     return result, data
 
 
-def evaluate(gt: dict, dets: List[dict], froc_iou: float = 0.5, backend: str = 'faster',
+def evaluate(gt: dict, dets: List[dict], froc_iou: float = 0.5, backend: str = 'numpy',
              fppi_points: Sequence[float] = FPPI_POINTS, curves: bool = False, *, iou_thrs: Sequence[float] = (),
              hit: str = 'iou', images: str = 'all', by: Sequence[str] = (), bootstrap: int = 0, ci: float = 0.95,
              seed: int = 0) -> dict:
@@ -119,7 +114,7 @@ def evaluate(gt: dict, dets: List[dict], froc_iou: float = 0.5, backend: str = '
         gt: COCO ground truth (validated by :func:`validate_gt`).
         dets: detections (validated by :func:`validate_detections`).
         froc_iou: IoU at which FROC, operating points and BI-RADS matching count a hit.
-        backend: COCO backend, ``'faster'`` or ``'pycocotools'`` (identical numbers).
+        backend: COCO AP backend, ``'numpy'``, ``'faster'`` or ``'pycocotools'`` (identical numbers).
         curves: also return the PR and FROC curves under ``'_curves'`` (for plots; not JSON-worthy).
         iou_thrs: extra single-threshold APs (``AP10`` for 0.1 ...), pycocotools' procedure at that threshold.
         hit: ``'iou'`` (IoU >= froc_iou) or ``'center'`` (the detection's centre inside the box) for FROC.
@@ -147,7 +142,7 @@ def evaluate(gt: dict, dets: List[dict], froc_iou: float = 0.5, backend: str = '
 
 
 def compare(gt: dict, preds: Sequence[List[dict]], names: Sequence[str], bootstrap: int = 1000, ci: float = 0.95,
-            seed: int = 0, backend: str = 'faster', fppi_points: Sequence[float] = FPPI_POINTS, *,
+            seed: int = 0, backend: str = 'numpy', fppi_points: Sequence[float] = FPPI_POINTS, *,
             froc_iou: float = 0.5, iou_thrs: Sequence[float] = (), hit: str = 'iou', images: str = 'all') -> dict:
     """Paired comparison on the same study resamples; the first model is the reference.
 

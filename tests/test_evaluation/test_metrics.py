@@ -103,6 +103,65 @@ def test_equal_to_pycocotools_on_random_inputs(seed):
     assert fast['mAP75'] == pytest.approx(e.stats[2], abs=1e-6)
 
 
+def _strip_curves(m):
+    return {k: v for k, v in m.items() if k != '_curves'}
+
+
+@pytest.mark.parametrize('seed', range(4))
+def test_numpy_backend_equals_faster_coco_eval_bit_for_bit(seed):
+    """The default backend accumulates this package's own matching; every number of the result (AP at the COCO
+    and extra thresholds, PR curves, the BI-RADS 4-5 AP) is faster-coco-eval's to the last bit, on cases with tied
+    scores, duplicates, a crowd box and perfect hits (precision exactly 1)."""
+    from tests.test_evaluation.cases import study_case
+    gt, dets = study_case(seed, studies=25)
+    for d in dets[::3]:
+        d['score'] = round(d['score'], 1)
+    gt['annotations'][0]['iscrowd'] = 1
+    a = gt['annotations'][1]
+    dets.append(dict(image_id=a['image_id'], category_id=a['category_id'], bbox=list(a['bbox']), score=1.0,
+                     birads_scores=[0.0, 0.5, 0.5]))
+    ours = evaluate(gt, dets, iou_thrs=(0.1, 0.3), curves=True)
+    ref = evaluate(gt, json.loads(json.dumps(dets)), iou_thrs=(0.1, 0.3), curves=True, backend='faster')
+    assert _strip_curves(ours) == _strip_curves(ref)
+    for name, c in ours['_curves'].items():
+        np.testing.assert_array_equal(c['pr_precision'], ref['_curves'][name]['pr_precision'])
+    assert ours['birads']['suspicious_AP'] > 0
+    pyc = evaluate(gt, json.loads(json.dumps(dets)), iou_thrs=(0.1, 0.3), backend='pycocotools')
+    for name, v in ours['per_category'].items():
+        for key in ('AP', 'AP50', 'AP75', 'AP10', 'AP30'):
+            assert v[key] == pytest.approx(pyc['per_category'][name][key], abs=1e-12)
+    assert ours['birads']['suspicious_AP'] == pytest.approx(pyc['birads']['suspicious_AP'], abs=1e-12)
+
+
+@pytest.mark.parametrize('quirk', ['annotation id 0', 'repeated annotation id', 'box area beyond "all"',
+                                   'detection area beyond "all"', 'box of an unknown image'])
+def test_pycocotools_bookkeeping_quirks_keep_its_numbers(quirk):
+    """Where pycocotools' bookkeeping departs from plain matching, the default backend hands the AP to
+    faster-coco-eval: the numbers are its numbers, quirks included."""
+    from mammo_det.evaluation.coco import choose_backend, detection_columns
+    gt = _gt([(1, {}), (2, {})], [dict(image_id=1, category_id=1, bbox=[10, 10, 20, 20]),
+                                  dict(image_id=2, category_id=1, bbox=[50, 50, 20, 20])])
+    dets = [_det(1, 1, [10, 10, 20, 20], 0.9), _det(2, 1, [50, 50, 20, 20], 0.8), _det(2, 1, [0, 0, 9, 9], 0.7)]
+    anns = gt['annotations']
+    if quirk == 'annotation id 0':
+        anns[0]['id'] = 0  # pycocotools records a match to it as "no match": a false positive
+    elif quirk == 'repeated annotation id':
+        anns[1]['id'] = anns[0]['id']
+    elif quirk == 'box area beyond "all"':
+        anns[0]['area'] = 2e10  # ignored
+    elif quirk == 'detection area beyond "all"':
+        dets.append(_det(1, 1, [0, 0, 2e5, 2e5], 0.95))  # unmatched and outside the range: ignored
+    else:
+        anns.append(dict(id=3, image_id=9, category_id=1, bbox=[0, 0, 5, 5], area=25, iscrowd=0))
+    assert choose_backend('numpy', gt, detection_columns(gt, dets)) == 'faster'
+    ours = evaluate(gt, dets)
+    assert ours == evaluate(gt, json.loads(json.dumps(dets)), backend='faster')
+    if quirk == 'annotation id 0':
+        assert ours['per_category']['Mass']['AP50'] < 1.0  # what plain matching (AP50 1.0) would not give
+    plain = _gt([(1, {}), (2, {})], [dict(image_id=1, category_id=1, bbox=[10, 10, 20, 20])])
+    assert choose_backend('numpy', plain, detection_columns(plain, dets[:3])) == 'numpy'
+
+
 @pytest.mark.parametrize('seed', range(3))
 def test_froc_matching_agrees_with_pycocotools_evalimgs(seed):
     """Our TP/FP flags at IoU 0.5 are pycocotools' dtMatches for area 'all', maxDets 100."""
@@ -213,3 +272,4 @@ def test_custom_froc_iou_changes_only_froc():
     assert a['mAP'] == b['mAP'] and b['froc_iou'] == 0.6
     prec, _ = coco_precision(gt, dets)
     assert ap_from_precision(prec[0, :, 0]) == 1.0
+
