@@ -22,8 +22,8 @@ def _save(fig, path: str) -> None:
         fig.savefig(tmp, dpi=120, bbox_inches='tight')
 
 
-def _per_category(metrics: dict, path: str, draw, legend_loc: str, **axes) -> None:
-    """One figure, ``draw(ax, name, curves, per_category_metrics)`` for each category with ground truth."""
+def _per_category(metrics: dict, draw, legend_loc: str, **axes) -> tuple:
+    """(figure, axes): ``draw(ax, name, curves, per_category_metrics)`` for each category with ground truth."""
     fig, ax = _figure((6, 5))
     for name, c in metrics['_curves'].items():
         if metrics['per_category'][name]['num_gt']:
@@ -32,7 +32,7 @@ def _per_category(metrics: dict, path: str, draw, legend_loc: str, **axes) -> No
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:  # nothing to label without detections
         ax.legend(fontsize=7, loc=legend_loc)
-    _save(fig, path)
+    return fig, ax
 
 
 def plot_pr(metrics: dict, path: str) -> None:
@@ -40,8 +40,20 @@ def plot_pr(metrics: dict, path: str) -> None:
     def draw(ax, name, c, v):
         ax.plot(c['pr_recall'], np.clip(c['pr_precision'], 0, None), label=f"{name} (AP50 {v['AP50']:.3f})")
 
-    _per_category(metrics, path, draw, 'lower left', xlabel='recall', ylabel='precision', xlim=(0, 1),
-                  ylim=(0, 1.02), title='Precision-recall, IoU 0.5')
+    fig, _ = _per_category(metrics, draw, 'lower left', xlabel='recall', ylabel='precision', xlim=(0, 1),
+                           ylim=(0, 1.02), title='Precision-recall, IoU 0.5')
+    _save(fig, path)
+
+
+def step_corners(y: np.ndarray) -> np.ndarray:
+    """Indices of the points a post-step curve through ``y`` turns at: the first and last of each run of equal
+    values (the points inside a run lie on the same horizontal line). A FROC curve of 20,000 detections keeps
+    about twice its true positives, so drawing it costs milliseconds instead of a tenth of a second."""
+    y = np.asarray(y)
+    if len(y) < 3:
+        return np.arange(len(y))
+    turn = np.r_[True, y[1:] != y[:-1]] | np.r_[y[1:] != y[:-1], True]
+    return np.flatnonzero(turn)
 
 
 def plot_froc(metrics: dict, path: str) -> None:
@@ -49,12 +61,14 @@ def plot_froc(metrics: dict, path: str) -> None:
     def draw(ax, name, c, v):
         if len(c['froc_fppi']):
             label = f"{name} (R@{HEADLINE_FPPI:g} {v['recall_at_fppi'][fppi_key(HEADLINE_FPPI)]:.3f})"
-            ax.step(np.maximum(c['froc_fppi'], 1e-3), c['froc_recall'], where='post', label=label)
-        for f in FPPI_POINTS:
-            ax.axvline(f, color='grey', lw=0.5, ls=':')
+            keep = step_corners(c['froc_recall'])
+            ax.step(np.maximum(c['froc_fppi'][keep], 1e-3), c['froc_recall'][keep], where='post', label=label)
 
-    _per_category(metrics, path, draw, 'upper left', xscale='log', xlabel='false positives per image',
-                  ylabel='recall', ylim=(0, 1.02), xlim=(1e-2, 8), title=f"FROC, IoU {metrics['froc_iou']}")
+    fig, ax = _per_category(metrics, draw, 'upper left', xscale='log', xlabel='false positives per image',
+                            ylabel='recall', ylim=(0, 1.02), xlim=(1e-2, 8), title=f"FROC, IoU {metrics['froc_iou']}")
+    for f in FPPI_POINTS:
+        ax.axvline(f, color='grey', lw=0.5, ls=':', zorder=0)
+    _save(fig, path)
 
 
 def plot_birads_confusion(birads: dict, path: str) -> None:

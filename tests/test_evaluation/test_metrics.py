@@ -273,3 +273,18 @@ def test_custom_froc_iou_changes_only_froc():
     prec, _ = coco_precision(gt, dets)
     assert ap_from_precision(prec[0, :, 0]) == 1.0
 
+
+def test_froc_plot_keeps_only_the_corners_of_the_step_curve():
+    from mammo_det.evaluation.plots import step_corners
+    rng = np.random.default_rng(0)
+    tp = rng.random(2000) < 0.05
+    recall, fppi = np.cumsum(tp) / tp.sum(), np.cumsum(~tp) / 200
+    keep = step_corners(recall)
+    assert len(keep) <= 2 * tp.sum() + 2 and keep[0] == 0 and keep[-1] == len(recall) - 1
+
+    def post_step(xs, ys, at):  # what ax.step(where='post') draws at each x
+        return ys[np.searchsorted(xs, at, side='right') - 1]
+
+    at = np.r_[fppi, np.linspace(fppi[0], fppi[-1], 5000)]
+    np.testing.assert_array_equal(post_step(fppi[keep], recall[keep], at), post_step(fppi, recall, at))
+    assert list(step_corners(np.array([0.0, 0.5]))) == [0, 1]
