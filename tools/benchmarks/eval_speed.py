@@ -1,4 +1,4 @@
-"""Evaluation speed: mammo-det's evaluation (COCO AP via faster-coco-eval + FROC, then also BI-RADS) against
+"""Evaluation speed: mammo-det's evaluation (COCO AP + FROC from one matching, then also BI-RADS) against
 pycocotools COCOeval alone (evaluate + accumulate + per-class AP extraction), on the same random detections; then
 the study bootstrap and the paired comparison against one plain evaluation of the same data.
 
@@ -101,8 +101,9 @@ ev.summarize()
 
 def in_process(gt, dets):
     """One evaluation against pycocotools' evaluate + accumulate in this process, and their per-category APs."""
+    mutable = json.loads(json.dumps(dets))  # loadRes adds a polygon, area and id to every detection it is given
     t = time.perf_counter()
-    ref = pycocotools_per_class(gt, dets)
+    ref = pycocotools_per_class(gt, mutable)
     t_ref = time.perf_counter() - t
     plain = [{k: v for k, v in d.items() if k != 'birads_scores'} for d in dets]
     t = time.perf_counter()
