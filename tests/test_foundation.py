@@ -99,3 +99,24 @@ def test_test_workers_do_not_oversubscribe_the_cores():
 
     workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
     assert torch.get_num_threads() * workers <= max(os.cpu_count() or 1, workers)
+
+
+@pytest.mark.parametrize('collecting', [True, False])
+def test_read_json_leaves_the_garbage_collector_as_it_found_it(tmp_path, collecting):
+    """read_json pauses the cyclic collector while parsing (speed); afterwards, and after a parse error, the
+    collector is exactly as the caller had it."""
+    import gc
+    from mammo_det.fileio import read_json
+
+    (tmp_path / 'ok.json').write_text('[{"a": [1, 2.5]}, {"b": null}]')
+    (tmp_path / 'bad.json').write_text('[{"a": ')
+    was = gc.isenabled()
+    try:
+        gc.enable() if collecting else gc.disable()
+        assert read_json(str(tmp_path / 'ok.json'), 'x', ValueError) == [{'a': [1, 2.5]}, {'b': None}]
+        assert gc.isenabled() is collecting
+        with pytest.raises(ValueError, match='bad.json: x is not valid JSON'):
+            read_json(str(tmp_path / 'bad.json'), 'x', ValueError)
+        assert gc.isenabled() is collecting
+    finally:
+        gc.enable() if was else gc.disable()
