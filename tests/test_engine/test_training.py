@@ -73,7 +73,7 @@ def test_checkpoint_then_resume_restores_iteration_and_optimizer(converted, conf
 
 
 def test_safe_loading_still_rejects_foreign_objects(tmp_path):
-    from mmengine.runner.checkpoint import _load_checkpoint
+    from mmengine.runner import CheckpointLoader  # what Runner.resume and load_checkpoint read files with
 
     from mammo_det.engine.checkpoint import allow_mmengine_checkpoints
 
@@ -86,7 +86,7 @@ def test_safe_loading_still_rejects_foreign_objects(tmp_path):
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': {}, 'x': Evil()}, path)
     with pytest.raises(pickle.UnpicklingError, match='Weights only load failed'):
-        _load_checkpoint(str(path), map_location='cpu')
+        CheckpointLoader.load_checkpoint(str(path), map_location='cpu')
 
 
 def test_dist_train_sh_two_process_gloo_ranks_end_identical(converted, config, tmp_path):
