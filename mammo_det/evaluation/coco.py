@@ -63,6 +63,9 @@ def coco_precision(gt: dict, dets: List[dict], iou_thrs: Optional[Sequence[float
     Returns:
         precision: array [T, R, K] (-1 where a category has no ground truth), categories in ``params.catIds``.
     """
+    # Both write into the dicts they are given (an area, an id and a polygon per result, ``ignore`` per box).
+    gt = dict(gt, annotations=[dict(a) for a in gt['annotations']])
+    dets = [dict(d) for d in dets]
     if backend == 'faster':
         from faster_coco_eval import COCO, COCOeval_faster as Eval
 

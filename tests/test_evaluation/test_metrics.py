@@ -288,3 +288,14 @@ def test_froc_plot_keeps_only_the_corners_of_the_step_curve():
     at = np.r_[fppi, np.linspace(fppi[0], fppi[-1], 5000)]
     np.testing.assert_array_equal(post_step(fppi[keep], recall[keep], at), post_step(fppi, recall, at))
     assert list(step_corners(np.array([0.0, 0.5]))) == [0, 1]
+
+
+@pytest.mark.parametrize('backend', ['numpy', 'faster', 'pycocotools'])
+def test_evaluation_leaves_the_callers_dicts_untouched(backend):
+    gt, dets = _random_case(np.random.default_rng(3), n_img=10)
+    for d in dets:
+        d['birads_scores'] = [0.2, 0.3, 0.5]
+    gt['annotations'][0]['birads'] = 4
+    gt_before, dets_before = json.loads(json.dumps(gt)), json.loads(json.dumps(dets))
+    evaluate(gt, dets, backend=backend, bootstrap=5)
+    assert gt == gt_before and dets == dets_before
