@@ -38,6 +38,7 @@ def image_positions(gt: dict) -> Dict[int, int]:
 
 
 def detection_columns(gt: dict, dets: List[dict]) -> Detections:
+    """:class:`Detections` of the result dicts ``dets`` (validated: :func:`inputs.validate_detections`)."""
     n = len(dets)
     img_pos = image_positions(gt)
     return Detections(np.fromiter((img_pos.get(d['image_id'], -1) for d in dets), np.int64, n),
