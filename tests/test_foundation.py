@@ -120,3 +120,27 @@ def test_read_json_leaves_the_garbage_collector_as_it_found_it(tmp_path, collect
         assert gc.isenabled() is collecting
     finally:
         gc.enable() if was else gc.disable()
+
+
+def test_read_json_reads_what_json_reads(tmp_path):
+    """The fast reader gives exactly json's values (floats to the last bit), takes the NaN and the byte-order mark
+    json takes, and names the file when the bytes are not JSON."""
+    import json
+    import math
+
+    import numpy as np
+
+    from mammo_det.fileio import read_json
+
+    rng = np.random.default_rng(0)
+    dets = [dict(image_id=int(i), category_id=1, bbox=(rng.random(4) * 3000).tolist(), score=float(rng.random()),
+                 birads_scores=rng.dirichlet([1, 1, 1]).tolist(), note='é') for i in range(2000)]
+    (tmp_path / 'dets.json').write_text(json.dumps(dets))
+    assert read_json(str(tmp_path / 'dets.json'), 'x', ValueError) == json.loads((tmp_path / 'dets.json').read_text())
+    (tmp_path / 'nan.json').write_text('[{"score": NaN}]')
+    assert math.isnan(read_json(str(tmp_path / 'nan.json'), 'x', ValueError)[0]['score'])
+    (tmp_path / 'bom.json').write_bytes(b'\xef\xbb\xbf[1, 2]')
+    assert read_json(str(tmp_path / 'bom.json'), 'x', ValueError) == [1, 2]
+    (tmp_path / 'latin1.json').write_bytes(b'["\xe9"]')
+    with pytest.raises(ValueError, match='latin1.json: x is not valid JSON'):
+        read_json(str(tmp_path / 'latin1.json'), 'x', ValueError)
