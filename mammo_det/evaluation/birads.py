@@ -9,7 +9,8 @@ import numpy as np
 
 from mammo_det.vocab import BIRADS_VALUES, birads_class
 
-from .coco import Detections, ap_from_precision, match_sorted, precision_by_category, reference_precision
+from .coco import (Detections, ap_from_precision, image_positions, match_sorted, precision_by_category,
+                   reference_precision)
 from .keys import COCO_IOU_THRS, IOU50
 
 
@@ -93,7 +94,7 @@ def suspicious_ap(s_gt: dict, s_columns: Detections, s_matches: Dict[int, dict],
 
 
 def _result_dicts(gt: dict, columns: Detections) -> List[dict]:
-    ids = [im['id'] for im in sorted(gt['images'], key=lambda im: im['id'])]
+    ids = list(image_positions(gt))
     return [dict(image_id=ids[p], category_id=int(c), bbox=b, score=s) for p, c, b, s in
             zip(columns.image_pos.tolist(), columns.category_id.tolist(), columns.boxes.tolist(),
                 columns.score.tolist())]

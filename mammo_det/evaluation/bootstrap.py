@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .coco import Detections
+from .coco import Detections, image_positions
 from .keys import COCO_IOU_THRS, IOU50, IOU75, RECALL_THRS, fppi_key
 from .lesion import lesion_events
 
@@ -202,8 +202,7 @@ class BootstrapData:
     def _suspicious_table(self, s_gt: dict, s_columns: Detections, m: dict, img_pos: dict) -> tuple:
         """(tp [T, n], fp [T, n], unit [n], ground truth per unit) of the BI-RADS 4-5 set (its
         :class:`coco.Detections`) from its matches ``m`` at the COCO thresholds."""
-        by_id = sorted(s_gt['images'], key=lambda im: im['id'])  # coco.Detections' image positions
-        unit_of_pos = self.img_unit[np.array([img_pos[im['id']] for im in by_id], np.int64)]
+        unit_of_pos = self.img_unit[np.array([img_pos[i] for i in image_positions(s_gt)], np.int64)]
         unit = unit_of_pos[s_columns.image_pos[m['det_index']]]
         count = np.zeros(len(self.units))
         np.add.at(count, [self.img_unit[img_pos[a['image_id']]] for a in s_gt['annotations']], 1)

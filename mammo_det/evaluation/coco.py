@@ -33,7 +33,8 @@ class Detections(NamedTuple):
 
 
 def image_positions(gt: dict) -> Dict[int, int]:
-    """Image id -> position among the ground truth's images sorted by id (pycocotools' image order)."""
+    """Image id -> position among the ground truth's images sorted by id (pycocotools' image order); the keys come
+    in that order, so ``list(image_positions(gt))[p]`` is the id at position ``p``."""
     return {im['id']: k for k, im in enumerate(sorted(gt['images'], key=lambda im: im['id']))}
 
 

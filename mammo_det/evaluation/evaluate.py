@@ -24,7 +24,7 @@ from .lesion import lesion_keys, lesion_level
 from .protocol import check_protocol, restrict, select_images, subgroups
 
 
-def _category_aps(precision: Optional[np.ndarray], num_gt: int, extra: Sequence[float]) -> dict:
+def _category_aps(precision: np.ndarray, num_gt: int, extra: Sequence[float]) -> dict:
     """AP, AP50, AP75 and the extra single-threshold APs of one category from its precision rows (the COCO
     thresholds, then ``extra``): None without ground truth."""
     if num_gt == 0:
