@@ -1,6 +1,6 @@
 from .samplers import PositiveNegativeSampler
 from .transforms import LoadBiradsAnnotations, LoadMammogram, PackMammoInputs
-from .vindr_mammo import VinDrMammoDataset
+from .mammo import MammoDataset, VinDrMammoDataset
 
-__all__ = ['VinDrMammoDataset', 'PositiveNegativeSampler', 'LoadMammogram', 'LoadBiradsAnnotations',
+__all__ = ['MammoDataset', 'VinDrMammoDataset', 'PositiveNegativeSampler', 'LoadMammogram', 'LoadBiradsAnnotations',
            'PackMammoInputs']

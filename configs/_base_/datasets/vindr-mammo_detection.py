@@ -1,5 +1,5 @@
 # VinDr-Mammo as written by `mammo-det convert ROOT data/vindr-mammo`.
-dataset_type = 'VinDrMammoDataset'
+dataset_type = 'MammoDataset'  # any converted set (VinDrMammoDataset: its old name)
 data_root = 'data/vindr-mammo/'
 image_scale = (2048, 2048)  # long side 2048 px, aspect kept (mammograms are ~3500 px tall originally)
 backend_args = None

@@ -1,4 +1,5 @@
-"""VinDr-Mammo as converted by ``mammo-det convert``: a CocoDataset that keeps BI-RADS and image fields."""
+"""Any mammography set as converted by ``mammo-det convert`` (VinDr-Mammo, CBIS-DDSM, INbreast, mini-MIAS, EMBED):
+a CocoDataset that keeps BI-RADS and image fields."""
 from __future__ import annotations
 
 from mmdet.datasets import CocoDataset
@@ -11,8 +12,8 @@ IMAGE_FIELDS = ('source_id', 'study_id', 'series_id', 'laterality', 'view_positi
 
 
 @DATASETS.register_module()
-class VinDrMammoDataset(CocoDataset):
-    """CocoDataset with the 10 finding types and, per instance, ``birads`` (3/4/5, -1 when the box has none).
+class MammoDataset(CocoDataset):
+    """A converted mammography set: CocoDataset with the 10 finding types and, per instance, ``birads`` (3/4/5, -1 when the box has none).
 
     Differs from the parent in: the class names (a subset follows the annotation file's categories when
     ``metainfo`` is not given), the ``birads`` of each instance, the image-level fields of the converter kept
@@ -45,12 +46,19 @@ class VinDrMammoDataset(CocoDataset):
         for key in IMAGE_FIELDS:
             if key in img:
                 info[key] = img[key]
-        # The parent skips some annotations (crowd, empty, other classes); find each kept one by box and label.
-        birads = {}
-        for ann in raw_data_info['raw_ann_info']:
-            x, y, w, h = ann['bbox']
-            birads[(x, y, x + w, y + h, self.cat2label.get(ann['category_id'], -1))] = ann.get('birads')
-        for inst in info['instances']:
-            b = birads.get((*inst['bbox'], inst['bbox_label']))
+        # The parent skips some annotations (ignored, smaller than a pixel, other classes): which ones is its
+        # rule, asked of it one annotation at a time, so each kept instance gets the BI-RADS of its own annotation
+        # (two equal boxes with different BI-RADS included).
+        parent = super().parse_data_info
+        kept = [ann for ann in raw_data_info['raw_ann_info']
+                if parent(dict(raw_data_info, raw_ann_info=[ann]))['instances']]
+        assert len(kept) == len(info['instances'])
+        for inst, ann in zip(info['instances'], kept):
+            b = ann.get('birads')
             inst['birads'] = -1 if b is None else int(b)
         return info
+
+
+# The name of the first version, when it read VinDr-Mammo only: users' configs keep working.
+DATASETS.register_module(name='VinDrMammoDataset', module=MammoDataset)
+VinDrMammoDataset = MammoDataset
