@@ -15,7 +15,9 @@ import importlib.util
 import json
 import os
 from functools import lru_cache
-from typing import Optional, Union
+from typing import Iterator, Optional, Tuple, Union
+
+from mammo_det.errors import UserError
 
 # scheme -> the MMEngine hub file that maps its names to URLs
 SCHEME_MAPS = {'torchvision://': 'torchvision_0.12.json', 'open-mmlab://': 'openmmlab.json',
@@ -56,6 +58,16 @@ def pretrained_inits(node):
             yield from pretrained_inits(value)
 
 
+def expand_wrapped(model) -> dict:
+    """``model`` (a model config, in place) with a ``BiradsDetector``'s zoo model read into ``detector`` (its
+    ``detector_options`` merged in), so that the whole model can be edited like any other; returns the dict whose
+    ``backbone`` is the model's."""
+    if model.get('type') != 'BiradsDetector':
+        return model
+    model['detector'] = wrapped_model_config(model['detector'], model.pop('detector_options', None))
+    return model['detector']
+
+
 def resolve_checkpoints(node):
     """Rewrites, in place, every ``init_cfg.checkpoint`` under ``node`` (a model config) to its http(s) URL."""
     for item in pretrained_inits(node):
@@ -81,3 +93,41 @@ def wrapped_model_config(detector: Union[str, dict], options: Optional[dict] = N
     if options:
         cfg.merge_from_dict({f'model.{k}': v for k, v in options.items()})
     return resolve_checkpoints(cfg.model)
+
+
+class ClassCountError(UserError, ValueError):
+    """A config's class count disagrees with the dataset's classes."""
+
+
+# Heads whose ``num_classes`` is not the finding types: class-agnostic proposals, and stuff segmentation.
+_OTHER_CLASS_COUNTS = ('rpn_head', 'semantic_head')
+
+
+def class_counts(node, path: str = 'model') -> Iterator[Tuple[str, dict]]:
+    """(dotted path, dict) of every dict under ``node`` (a model config) that sets ``num_classes`` for the finding
+    types: every head of every stage, the RPN (one class-agnostic class) and semantic heads left out."""
+    if isinstance(node, dict):
+        if 'num_classes' in node:
+            yield path, node
+        for key, value in node.items():
+            if key not in _OTHER_CLASS_COUNTS:
+                yield from class_counts(value, f'{path}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from class_counts(value, f'{path}[{i}]')
+
+
+def set_class_counts(model, num_classes: int, explicit=None, where: str = 'BiradsDetector') -> None:
+    """Sets ``num_classes`` of every head under ``model`` (a model config, in place) to ``num_classes``.
+
+    Raises:
+        ClassCountError: ``explicit`` (the options a user wrote, e.g. a ``BiradsDetector``'s ``detector_options``)
+            states another count somewhere; the message names the key, its value and the dataset's count.
+    """
+    for path, node in class_counts(explicit or {}, where):
+        if node['num_classes'] != num_classes:
+            raise ClassCountError(f'{path}.num_classes = {node["num_classes"]!r}, but the dataset has '
+                                  f'{num_classes} classes: remove the setting (the wrapper sets every head from '
+                                  'the dataset) or make them agree')
+    for _, node in class_counts(model):
+        node['num_classes'] = num_classes

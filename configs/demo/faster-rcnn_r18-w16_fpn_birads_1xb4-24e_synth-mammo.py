@@ -1,6 +1,7 @@
 # A Faster R-CNN + BI-RADS small enough to train on 2 CPU cores in minutes, on `mammo-det synth --scale 0.15` data
 # converted with `--max-size 320 --classes mass,calcification`. Random init: the demo, tests and CI download nothing.
-_base_ = '../faster_rcnn/faster-rcnn_r50_fpn_birads_1x_vindr-mammo.py'
+_base_ = ['mmdet::_base_/models/faster-rcnn_r50_fpn.py', '../_base_/datasets/vindr-mammo_detection.py',
+          '../_base_/schedules/schedule_1x.py', '../_base_/default_runtime.py']
 
 data_root = 'work_dirs/demo/coco/'  # output of `mammo-det convert` (the demo writes it)
 classes = ('Mass', 'Suspicious Calcification')  # the converted subset
@@ -15,14 +16,17 @@ max_epochs = 24  # passes over the positives (+ a quarter of the negatives each)
 # ones; a GIoU box loss on the decoded boxes, RoI positives from IoU 0.6 and NMS at 0.4 make one tight box per
 # lesion.
 model = dict(
+    data_preprocessor=dict(type='MammoDataPreprocessor'),  # 1-channel uint8/16 in, float RGB made on the device
     backbone=dict(depth=18, base_channels=16, init_cfg=None, norm_eval=False, frozen_stages=-1),
     neck=dict(in_channels=[16, 32, 64, 128], out_channels=64, start_level=1, num_outs=4),
     rpn_head=dict(in_channels=64, feat_channels=64,
                   anchor_generator=dict(scales=[2, 3], ratios=[0.5, 1.0, 2.0], strides=[8, 16, 32, 64])),
     roi_head=dict(
+        type='BiradsRoIHead',  # BI-RADS from each RoI's features (the two-stage family's branch)
         bbox_roi_extractor=dict(out_channels=64, featmap_strides=[8, 16, 32, 64]),
-        bbox_head=dict(in_channels=64, fc_out_channels=256, num_classes=len(classes), reg_decoded_bbox=True,
-                       loss_bbox=dict(_delete_=True, type='GIoULoss', loss_weight=10.0))),
+        bbox_head=dict(type='BiradsBBoxHead', in_channels=64, fc_out_channels=256, num_classes=len(classes),
+                       reg_decoded_bbox=True, loss_bbox=dict(_delete_=True, type='GIoULoss', loss_weight=10.0),
+                       loss_birads=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.5))),
     train_cfg=dict(rpn_proposal=dict(nms_pre=300, max_per_img=100),
                    rcnn=dict(assigner=dict(pos_iou_thr=0.6, neg_iou_thr=0.6, min_pos_iou=0.6),
                              sampler=dict(num=64))),

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -47,19 +47,39 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, labels: Sequence[str],
 
 def load_model(config: str, checkpoint: str, device: Optional[str] = None):
     """The detector with its weights, in eval mode, and the test pipeline its config carries (which also reads
-    raw DICOMs, with the converter's ``mammo_preprocess``, and records the crop/resize in ``mammo_transform``)."""
+    raw DICOMs, with the converter's ``mammo_preprocess``, and records the crop/resize in ``mammo_transform``).
+
+    The heads are built for the classes the checkpoint was trained on (a wrapped zoo model's count is set from
+    them), else for the config's data. mmdet's ``init_detector`` is not used: it expects the model's backbone at
+    ``model.backbone``, which a ``BiradsDetector`` holds inside its zoo model.
+    """
     import torch
     from mmcv.transforms import Compose
-    from mmdet.apis import init_detector
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.model import revert_sync_batchnorm
     from mmengine.registry import init_default_scope
+    from mmengine.runner import load_state_dict
 
+    from mammo_det.apis.runner import dataset_classes, set_model_classes
     from mammo_det.engine.checkpoint import allow_mmengine_checkpoints
 
     allow_mmengine_checkpoints()  # our checkpoints hold numpy scalars in their meta: torch's safe loader
     device = device or ('cuda:0' if torch.cuda.is_available() else 'cpu')
-    model = init_detector(config, checkpoint, device=device)
+    cfg = Config.fromfile(config) if isinstance(config, str) else config
+    ckpt = torch.load(checkpoint, map_location='cpu', weights_only=True)
+    meta = (ckpt.get('meta') if isinstance(ckpt, dict) else None) or {}
+    trained = (meta.get('dataset_meta') or {}).get('classes')
+    set_model_classes(cfg, trained, f'{checkpoint} (the classes it was trained on)')
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    model = revert_sync_batchnorm(MODELS.build(cfg.model))  # built, not initialised: nothing is downloaded
+    state = ckpt.get('state_dict', ckpt)
+    load_state_dict(model, {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()})
+    model.dataset_meta = dict(meta.get('dataset_meta') or {'classes': dataset_classes(cfg)[0]})
+    model.cfg = cfg
+    model.to(device).eval()
     init_default_scope('mmdet')
-    return model, Compose(model.cfg.test_dataloader.dataset.pipeline)
+    return model, Compose(cfg.test_dataloader.dataset.pipeline)
 
 
 class ThresholdError(UserError, ValueError):
@@ -122,9 +142,17 @@ def _landmarks(image: np.ndarray, result, t, context: dict) -> dict:
     return lm.mapped(lambda p: points_to_original(p / [sx, sy], t)).to_dict()
 
 
+class Kept(NamedTuple):
+    """The boxes an operating point keeps, in the network input's pixels."""
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    birads: Optional[np.ndarray]
+
+
 def _record(path: str, result, classes: Sequence[str], score_thr: float,
             class_thr: Optional[np.ndarray] = None) -> tuple:
-    """(prediction entry with boxes in the DICOM grid, kept boxes/scores/labels/birads in input pixels).
+    """(prediction entry with boxes in the DICOM grid, the :class:`Kept` boxes, the image's transform).
     ``class_thr``: per-class thresholds (operating points) replacing ``score_thr``."""
     from mammo_det.io.geometry import ImageTransform, to_original
 
@@ -155,7 +183,7 @@ def _record(path: str, result, classes: Sequence[str], score_thr: float,
         dets.append(d)
     entry = dict(file=path, source_id=os.path.splitext(os.path.basename(path))[0], width=t.orig_width,
                  height=t.orig_height, overlay=None, **_dicom_context(path), detections=dets)
-    return entry, (boxes, scores, labels, birads), t
+    return entry, Kept(boxes=boxes, scores=scores, labels=labels, birads=birads), t
 
 
 def fuse_entries(predictions: List[dict], fuser: dict, classes: Sequence[str]) -> dict:
@@ -224,15 +252,15 @@ def torch_bool(mask: np.ndarray, device):
     return torch.as_tensor(mask, dtype=torch.bool, device=device)
 
 
-def _write_overlay(path: str, img, res, kept: tuple, classes: Sequence[str]) -> None:
+def _write_overlay(path: str, img, res, kept: Kept, classes: Sequence[str]) -> None:
     """The kept boxes drawn on the loaded (resized) image, written to ``path``."""
     import cv2
 
     from mammo_det.fileio import atomic_path
 
-    boxes, scores, labels, birads = kept
     sx, sy = res.metainfo['scale_factor']
-    overlay = draw_detections(img, boxes * [sx, sy, sx, sy], [classes[int(c)] for c in labels], scores, birads)
+    overlay = draw_detections(img, kept.boxes * [sx, sy, sx, sy], [classes[int(c)] for c in kept.labels], kept.scores,
+                              kept.birads)
     with atomic_path(path) as tmp:
         cv2.imwrite(tmp, overlay)
 

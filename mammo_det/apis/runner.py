@@ -94,6 +94,7 @@ def load_config(config, work_dir: Optional[str] = None, cfg_options: Optional[di
         set_data_root(cfg, data_root)
     cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join('work_dirs', name)
     if cfg.get('model'):
+        set_model_classes(cfg)
         resolve_checkpoints(cfg.model)  # torchvision:// and open-mmlab:// by URL: MMEngine then needs no torchvision
     if isinstance(cfg.get('visualizer'), dict):
         # MMEngine keeps one visualizer per name for the whole process, with the log folder of the run that made
@@ -101,6 +102,68 @@ def load_config(config, work_dir: Optional[str] = None, cfg_options: Optional[di
         cfg.visualizer['name'] = f"{cfg.visualizer.get('name', 'visualizer')}@{osp.abspath(cfg.work_dir)}" \
                                  f"@{next(_RUNS)}"
     return cfg
+
+
+def dataset_classes(cfg) -> tuple:
+    """(class names, where they were read) of the config's data: the first of the train, val and test datasets
+    that states them in ``metainfo.classes`` or whose annotation file exists (its categories, in id order, as
+    the dataset reads them); else the dataset's default classes (the 10 finding types); ((), '') for none."""
+    import json
+
+    from mammo_det.vocab import FINDING_CATEGORIES
+
+    datasets = []
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        if loader and loader.get('dataset'):
+            ds = loader['dataset']
+            datasets.append(ds.get('dataset', ds))  # wrappers (RepeatDataset, ...)
+    for ds in datasets:
+        classes = (ds.get('metainfo') or {}).get('classes')
+        if classes:
+            return tuple(classes), 'the config\'s metainfo.classes'
+        path = osp.join(ds.get('data_root') or '', ds.get('ann_file') or '')
+        if ds.get('ann_file') and osp.isfile(path):
+            with open(path) as fh:
+                cats = json.load(fh).get('categories') or []
+            return tuple(c['name'] for c in sorted(cats, key=lambda c: c['id'])), path
+    if any(ds.get('type') in ('MammoDataset', 'VinDrMammoDataset') for ds in datasets):
+        return FINDING_CATEGORIES, 'the dataset\'s default classes'
+    return (), ''
+
+
+def set_model_classes(cfg, classes: Optional[Sequence[str]] = None, where: str = '') -> None:
+    """The model's heads are built for the dataset's classes (``classes``, read from ``where``; default: the
+    config's data, :func:`dataset_classes`): a ``BiradsDetector`` without ``num_classes`` gets their count; any
+    other head's ``num_classes`` (every stage's; not the RPN's) must equal it.
+
+    Raises:
+        SetupError: a config's count disagrees with the data; the message names the key, both counts and where the
+            classes were read.
+    """
+    from mammo_det.zoo import ClassCountError, class_counts, set_class_counts
+
+    if not classes:
+        classes, where = dataset_classes(cfg)
+    if not classes:
+        return
+    n = len(classes)
+    model = cfg.model
+    try:
+        if model.get('type') == 'BiradsDetector':
+            if model.get('num_classes') is None:
+                model['num_classes'] = n
+            # what a user wrote: the count, the options, and the wrapped model where it is a dict (not a zoo file)
+            detector = model.get('detector')
+            set_class_counts({}, n, dict(num_classes=model['num_classes'],
+                                         detector_options=model.get('detector_options') or {},
+                                         detector=detector if isinstance(detector, dict) else {}), 'model')
+            return
+        for path, node in class_counts(model):
+            if node['num_classes'] != n:
+                raise ClassCountError(f'{path}.num_classes = {node["num_classes"]!r}, but the dataset has {n} classes')
+    except ClassCountError as exc:
+        raise SetupError(f'{cfg.filename or "the config"}: {exc} ({", ".join(classes)}; from {where})') from None
 
 
 def set_data_root(cfg, data_root: str) -> None:
@@ -182,7 +245,8 @@ def build_train_runner(config, work_dir: Optional[str] = None, launcher: str = '
     from mammo_det.engine.dist import init_dist_for_launcher
 
     if amp and fp32:
-        raise ValueError('--amp and --fp32 contradict each other')
+        raise SetupError('--amp and --fp32 contradict each other: give one (--amp: mixed precision on a GPU; --fp32: '
+                         'an AMP config in full precision)')
     cfg = load_config(config, work_dir, cfg_options, data_root)
     cfg.launcher = launcher
     if amp:

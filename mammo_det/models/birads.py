@@ -29,16 +29,6 @@ def gt_birads(gt_instances) -> Tensor:
     return torch.full_like(gt_instances.labels, -1)
 
 
-def targets_of_assigned(assigned: Tensor, gt_classes: Tensor) -> Tensor:
-    """Per prior or query: the BI-RADS class of the ground-truth box it is assigned to (``assigned``: the box's
-    index, -1 for none), -1 where it has none or there is no box."""
-    out = torch.full_like(assigned, -1)
-    pos = assigned >= 0
-    if bool(pos.any()):
-        out[pos] = gt_classes.to(assigned.device)[assigned[pos]]
-    return out
-
-
 def birads_loss(loss_module, logits: Tensor, targets: Tensor) -> Tensor:
     """The loss over the entries whose target is >= 0 (positives with a BI-RADS), averaged over them; zero (still
     in the graph, as DDP needs every parameter used) when there are none."""

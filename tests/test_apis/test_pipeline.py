@@ -7,12 +7,11 @@ import re
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.training
+pytestmark = pytest.mark.slow
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.mark.slow
 def test_demo_report_matches_metrics_and_learns(demo):
     out, metrics = demo
     for f in ('report.md', 'model.pth', 'config.py', 'preds.json', 'eval/metrics.json', 'eval/froc.png',
@@ -35,7 +34,6 @@ def test_demo_report_matches_metrics_and_learns(demo):
     assert metrics['birads']['accuracy'] > metrics['birads']['majority_baseline'], metrics['birads']
 
 
-@pytest.mark.slow
 def test_infer_maps_boxes_back_to_the_dicom_grid(demo, tmp_path):
     """Each vendor profile: DICOM in -> boxes in DICOM pixels; equal to the converted PNG's boxes mapped back."""
     from data_converters.synth.vindr import plan_dataset, render_dicom
@@ -76,7 +74,6 @@ def test_infer_maps_boxes_back_to_the_dicom_grid(demo, tmp_path):
     assert landed >= 2, 'top boxes should land on the planted masses in original coordinates'
 
 
-@pytest.mark.slow
 def test_infer_workers_keep_order_and_list_unreadable_files(demo, tmp_path):
     """Worker processes decode: the same predictions as in-process decoding, in input order, bad files listed."""
     from data_converters.synth.vindr import plan_dataset, render_dicom
@@ -107,7 +104,6 @@ def _iou(a, b):
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
-@pytest.mark.slow
 def test_benchmark_two_configs_two_rows(demo, tmp_path):
     from mammo_det.apis.benchmark import benchmark
 
@@ -145,7 +141,6 @@ echo "Submitted batch job $((4240 + n))"
 '''
 
 
-@pytest.mark.slow
 def test_benchmark_on_slurm_submits_one_job_per_config_and_collects_the_finished(demo, tmp_path):
     """`--launcher slurm` with a stand-in sbatch: one batch script per config (train then test through the
     tools/slurm_*.sh wrappers); a job is then finished by the command its script runs (here without srun), and
@@ -208,7 +203,6 @@ def test_benchmark_on_slurm_submits_one_job_per_config_and_collects_the_finished
     assert float(b['dmAP_lo']) <= float(b['dmAP']) <= float(b['dmAP_hi'])
 
 
-@pytest.mark.slow
 def test_infer_thresholds_keep_the_boxes_of_an_operating_point(demo, tmp_path):
     """`mammo-det infer --thresholds metrics.json --fppi 0.5` on the test images keeps, per class, exactly the
     test run's boxes scoring at least that operating point's threshold."""
@@ -245,7 +239,6 @@ def test_infer_thresholds_keep_the_boxes_of_an_operating_point(demo, tmp_path):
     assert bad.returncode == 2 and 'no operating point at 0.3 FPPI' in bad.stderr
 
 
-@pytest.mark.slow
 def test_vindr_trained_model_tested_on_a_converted_cbis_ddsm_test_set(demo, tmp_path):
     """Cross-dataset: the demo model (trained on synthetic VinDr-Mammo) tested on a CBIS-DDSM-layout release
     converted with --classes mass,calcification: the metric pairs the model's classes with the categories by
@@ -278,7 +271,6 @@ FAMILIES = ['fcos_r18-w16_fpn_birads_1xb4-6e_synth-mammo', 'dino_r18-w16_birads_
             'atss-any_r18-w16_fpn_birads_1xb4-6e_synth-mammo']
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize('family', FAMILIES, ids=lambda f: f.split('_')[0])
 def test_each_family_learns_birads_and_the_leaderboard_shows_it(family, demo, tmp_path, monkeypatch):
     """A demo-families config (dense FCOS, DETR-family DINO, or a zoo ATSS through BiradsDetector, each on the demo
@@ -312,7 +304,7 @@ def test_each_family_learns_birads_and_the_leaderboard_shows_it(family, demo, tm
     if not family.startswith('fcos'):
         return
     off = tmp_path / 'fcos-off.py'
-    off.write_text(f'_base_ = {config!r}\nmodel = dict(bbox_head=dict(with_birads=False))\n')
+    off.write_text(f'_base_ = {config!r}\nmodel = dict(with_birads=False)\n')
     ckpt = str(tmp_path / 'b' / r['config'] / 'epoch_6.pth')
     pair = benchmark([config, str(off)], data, str(tmp_path / 'off'), checkpoints=[ckpt, ckpt], bootstrap=200)
     assert pair[1]['BI-RADS acc'] == pair[1]['BI-RADS 4-5 AP'] == NO_BRANCH

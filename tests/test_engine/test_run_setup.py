@@ -24,6 +24,33 @@ def test_amp_config_without_gpu_says_fp32(converted, torch_home):
           'mixed precision', '--fp32')
 
 
+def test_amp_and_fp32_together_are_refused_without_a_traceback(converted, torch_home):
+    data, _ = converted
+    home, _ = torch_home
+    proc = fail_tool([sys.executable, 'tools/train.py', FASTER_AMP, '--data-root', data, '--amp', '--fp32'],
+                     tool_env(home), '--amp and --fp32 contradict each other')
+    assert 'Traceback' not in proc.stderr
+
+
+def test_a_config_whose_heads_disagree_with_the_data_stops_naming_both(converted, torch_home):
+    """The shipped Faster R-CNN states 10 classes; data converted with two stops it before anything is built."""
+    import shutil
+    import tempfile
+
+    data, _ = converted
+    home, _ = torch_home
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copytree(os.path.join(data, 'annotations'), os.path.join(tmp, 'annotations'))
+        path = os.path.join(tmp, 'annotations', 'instances_train.json')
+        train = json.load(open(path))
+        json.dump(dict(train, categories=train['categories'][:2],
+                       annotations=[a for a in train['annotations'] if a['category_id'] <= 2]), open(path, 'w'))
+        proc = fail_tool([sys.executable, 'tools/train.py', FASTER, '--data-root', tmp], tool_env(home),
+                         'model.roi_head.bbox_head.num_classes = 10, but the dataset has 2 classes',
+                         'instances_train.json')
+    assert 'Traceback' not in proc.stderr
+
+
 def test_empty_validation_split_is_named(converted, torch_home, tmp_path):
     import shutil
 

@@ -3,7 +3,8 @@
     python tools/benchmarks/birads_families.py [--demo work_dirs/demo] [--seeds 0 1] [--out work_dirs/families]
 
 Each config of configs/demo-families (two-stage Faster R-CNN, dense FCOS, DETR-family DINO, a zoo ATSS through
-BiradsDetector; all on the demo model's backbone and neck, so run `make demo` first) is trained with its BI-RADS
+BiradsDetector; FCOS, DINO and ATSS all take their BI-RADS from BiradsDetector's box classifier; all on the demo
+model's backbone and neck, so run `make demo` first) is trained with its BI-RADS
 branch and without it (``with_birads=False``), once per seed, by `mammo-det benchmark` on the demo's data. Prints
 per family: BI-RADS accuracy on matched boxes against always answering the most frequent BI-RADS, the BI-RADS 4-5
 AP, mAP with and without the branch (mean and spread over the seeds), and the mean training iteration time with and
@@ -24,8 +25,8 @@ sys.path.insert(0, REPO)
 FAMILIES = {
     'Faster R-CNN (two-stage)': ('faster-rcnn_r18-w16_fpn_birads_1xb4-6e_synth-mammo',
                                  'model = dict(roi_head=dict(bbox_head=dict(with_birads=False)))'),
-    'FCOS (dense)': ('fcos_r18-w16_fpn_birads_1xb4-6e_synth-mammo', 'model = dict(bbox_head=dict(with_birads=False))'),
-    'DINO (DETR)': ('dino_r18-w16_birads_1xb4-6e_synth-mammo', 'model = dict(bbox_head=dict(with_birads=False))'),
+    'FCOS (dense)': ('fcos_r18-w16_fpn_birads_1xb4-6e_synth-mammo', 'model = dict(with_birads=False)'),
+    'DINO (DETR)': ('dino_r18-w16_birads_1xb4-6e_synth-mammo', 'model = dict(with_birads=False)'),
     'ATSS via BiradsDetector (any)': ('atss-any_r18-w16_fpn_birads_1xb4-6e_synth-mammo',
                                       'model = dict(with_birads=False)')}
 

@@ -33,11 +33,14 @@ def main() -> dict:
     from data_converters.synth.vindr import plan_dataset, render_dicom
     from mammo_det.apis.configs import find_config
     from mammo_det.apis.inference import find_inputs, infer, input_loader, load_model
+    from mammo_det.apis.runner import set_model_classes
+    from mammo_det.zoo import expand_wrapped
 
     register_all_modules()
     config = find_config(args.config)
     cfg = Config.fromfile(config)
-    cfg.model.backbone.init_cfg = None
+    set_model_classes(cfg)
+    expand_wrapped(cfg.model).backbone.init_cfg = None
     with tempfile.TemporaryDirectory() as tmp:
         model = MODELS.build(cfg.model)
         model.init_weights()

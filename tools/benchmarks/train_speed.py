@@ -29,13 +29,13 @@ def loader_rate(data_root: str, scale: int, n: int, workers: int, float_rgb: boo
     from torch.utils.data import DataLoader, Subset
 
     import mammo_det.registry  # noqa: F401
-    from mammo_det.datasets import VinDrMammoDataset
+    from mammo_det.datasets import MammoDataset
 
     init_default_scope('mmdet')
     pipeline = [dict(type='LoadMammogram', float_rgb=float_rgb), dict(type='LoadBiradsAnnotations', with_bbox=True),
                 dict(type='Resize', scale=(scale, scale), keep_ratio=True),
                 dict(type='RandomFlip', prob=0.5, direction='horizontal'), dict(type='PackMammoInputs')]
-    ds = VinDrMammoDataset(data_root=data_root, ann_file='annotations/instances_train.json',
+    ds = MammoDataset(data_root=data_root, ann_file='annotations/instances_train.json',
                            data_prefix=dict(img='images/'), pipeline=pipeline)
     ds = Subset(ds, [i % len(ds) for i in range(n)])  # the training split is smaller than n: images repeat
     loader = DataLoader(ds, batch_size=1, num_workers=workers, collate_fn=pseudo_collate,
@@ -71,10 +71,13 @@ def step_rate(config: str, scale: int, steps: int, warmup: int, amp: bool, devic
     from mmdet.utils import register_all_modules
 
     import mammo_det.registry  # noqa: F401
+    from mammo_det.apis.runner import set_model_classes
+    from mammo_det.zoo import expand_wrapped
 
     register_all_modules()
     cfg = Config.fromfile(config)
-    cfg.model.backbone.init_cfg = None  # speed does not depend on the ImageNet weights
+    set_model_classes(cfg)
+    expand_wrapped(cfg.model).backbone.init_cfg = None  # speed does not depend on the ImageNet weights
     model = MODELS.build(cfg.model).to(device).train()
     wrapper = dict(cfg.optim_wrapper, type='AmpOptimWrapper' if amp else 'OptimWrapper')
     if amp:

@@ -1,15 +1,15 @@
-# What the demo's family configs share: the demo's data, and the demo model's backbone and neck as their start
-# (read from its checkpoint, prefix by prefix), so that only the head of each family learns from scratch and does
-# so in a few CPU epochs. Train the demo first (`make demo`): the checkpoint is its model.pth.
-_base_ = '../../demo/faster-rcnn_r18-w16_fpn_birads_1xb4-24e_synth-mammo.py'
+# What the demo's family configs share besides the demo itself (each leaf also lists the demo config as a base):
+# the demo model's backbone and neck as their start (read from its checkpoint, prefix by prefix), so that only the
+# head of each family learns from scratch and does so in a few CPU epochs. Train the demo first (`make demo`): the
+# checkpoint is its model.pth. Names here differ from the demo's, which mmengine requires of sibling bases.
 demo_checkpoint = 'work_dirs/demo/model.pth'  # `mammo-det demo`'s output (relative to where training runs)
-max_epochs = 6
+family_epochs = 6
 
-train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs + 1)
-param_scheduler = [
+family_train_cfg = dict(max_epochs=family_epochs, val_interval=family_epochs + 1)
+family_param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
-    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=1e-5, begin=0, end=max_epochs, by_epoch=True)]
-default_hooks = dict(checkpoint=dict(interval=max_epochs))
+    dict(type='CosineAnnealingLR', T_max=family_epochs, eta_min=1e-5, begin=0, end=family_epochs, by_epoch=True)]
+family_hooks = dict(checkpoint=dict(interval=family_epochs))
 
 preprocessor = dict(type='MammoDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
                     bgr_to_rgb=True, pad_size_divisor=32)  # the demo's

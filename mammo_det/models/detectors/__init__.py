@@ -1,4 +1,3 @@
-from .birads import BiradsDetector, RoIBiradsHead
-from .birads_detr import BiradsDeformableDETR, BiradsDINO
+from .birads import BiradsDetector
 
-__all__ = ['BiradsDINO', 'BiradsDeformableDETR', 'BiradsDetector', 'RoIBiradsHead']
+__all__ = ['BiradsDetector']
