@@ -22,7 +22,6 @@ share of train. Breast density 1-4 is written as A-D.
 """
 from __future__ import annotations
 
-import csv
 import glob
 import os
 import re
@@ -30,7 +29,10 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from mammo_det.vocab import density_letter
+
 from .records import ConversionError, ImageRecord, ParseLog, PendingBox, check_id
+from .tables import read_table
 
 CSV_NAMES = {
     'mass_case_description_train_set.csv': ('mass', 'train'),
@@ -92,29 +94,13 @@ def _image_file(folder: str, csv_path: str) -> Optional[str]:
     return None
 
 
+DENSITY_SPELLINGS = ('breast_density', 'breast density')  # the files differ
+
+
 def _rows(path: str, log: ParseLog):
-    try:
-        fh = open(path, newline='', encoding='utf-8-sig')
-    except OSError as exc:
-        raise ConversionError(f'{path}: cannot open ({exc.strerror})') from None
-    with fh:
-        reader = csv.reader(fh)
-        header = [h.strip() for h in next(reader, [])]
-        cols = {h: i for i, h in enumerate(header)}
-        density = 'breast_density' if 'breast_density' in cols else 'breast density'  # the files differ
-        missing = [c for c in COLUMNS + (density,) if c not in cols]
-        if missing:
-            raise ConversionError(f'{path}: missing column(s) {missing}; header is {header}')
-        for cells in reader:
-            line = reader.line_num
-            if not any(c.strip() for c in cells):
-                continue
-            if len(cells) != len(header):
-                log.row(f'{path} line {line}: {len(cells)} fields, the header has {len(header)}')
-                continue
-            row = {h: cells[i].strip() for h, i in cols.items()}
-            row['breast_density'] = row[density]
-            yield line, {k: (None if v == 'N/A' else v) for k, v in row.items()}
+    for line, row in read_table(path, COLUMNS, log=log, either=[DENSITY_SPELLINGS]):
+        row['breast_density'] = next(row[c] for c in DENSITY_SPELLINGS if c in row)
+        yield line, {k: (None if v == 'N/A' else v) for k, v in row.items()}
 
 
 def _parse(row: dict, kind: str) -> dict:
@@ -142,7 +128,7 @@ def _parse(row: dict, kind: str) -> dict:
             raise ValueError(f'{col} {row[col]!r} is not a TCIA path')
     birads = int(assessment) if assessment in ('3', '4', '5') else None
     return dict(side=side, view=view, pathology=pathology, birads=birads, birads_raw=assessment,
-                density='ABCD'[int(density) - 1] if density else None)
+                density=density_letter(density))
 
 
 def read_release(root: str, log: Optional[ParseLog] = None) -> Dict[str, ImageRecord]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from mammo_det.fileio import write_json
 
+from .boxes import place_box
 from .records import Box, ImageRecord
 
 FORMAT_VERSION = 1  # bump when the image processing changes, so old journals are not reused
@@ -31,9 +32,9 @@ def record_boxes(rec: ImageRecord, res: dict) -> List[Box]:
 
 
 def build_coco(records: List[ImageRecord], results: Dict[str, dict], classes: Sequence[str], dataset: str,
-               description: str) -> dict:
-    """The COCO dict of one split."""
-    from mammo_det.io.geometry import ImageTransform, to_converted
+               description: str, notes: Optional[Dict[str, list]] = None) -> dict:
+    """The COCO dict of one split; ``notes['dropped']`` and ``notes['clipped']`` get what :func:`place_box` did."""
+    from mammo_det.io.geometry import ImageTransform
 
     cat_ids = {c: i for i, c in enumerate(classes, 1)}
     images, anns = [], []
@@ -52,7 +53,12 @@ def build_coco(records: List[ImageRecord], results: Dict[str, dict], classes: Se
         img_id = len(images) + 1
         images.append(dict(id=img_id, **im))
         for box in record_boxes(rec, res):
-            x0, y0, x1, y1 = (float(v) for v in to_converted(np.array([box.xyxy]), t)[0])
+            placed, note = place_box(box, t, rec.source_id)
+            if note and notes is not None:
+                notes['dropped' if placed is None else 'clipped'].append(note)
+            if placed is None:
+                continue
+            x0, y0, x1, y1 = placed
             for cat in box.categories:
                 if cat not in cat_ids:
                     continue
@@ -77,12 +83,14 @@ def split_counts(coco: dict, classes: Sequence[str]) -> dict:
 
 
 def write_splits(out: str, records: Dict[str, ImageRecord], splits: Dict[str, str], results: Dict[str, dict],
-                 classes: Sequence[str], dataset: str, description: str) -> dict:
-    """Writes instances_{train,val,test}.json; returns the per-split counts for the report."""
+                 classes: Sequence[str], dataset: str, description: str,
+                 notes: Optional[Dict[str, list]] = None) -> dict:
+    """Writes instances_{train,val,test}.json; returns the per-split counts for the report (``notes``: see
+    :func:`build_coco`)."""
     counts = {}
     for split in SPLITS:
         recs = [r for k, r in records.items() if splits[k] == split and k in results]
-        coco = build_coco(recs, results, classes, dataset, description)
+        coco = build_coco(recs, results, classes, dataset, description, notes)
         write_json(os.path.join(out, 'annotations', f'instances_{split}.json'), coco)
         counts[split] = split_counts(coco, classes)
     return counts

@@ -24,6 +24,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from mammo_det.fileio import write_json
 from mammo_det.vocab import resolve_classes
 
+from .boxes import check_records
 from .coco import FORMAT_VERSION, write_splits
 from .records import ConversionError, ImageRecord, ParseLog, fail_or_skip
 from .splits import assign_splits, shard_of
@@ -133,9 +134,10 @@ def plan_tasks(out: str, records: Dict[str, ImageRecord], opts: ConvertOptions, 
             results[source_id] = prev
             continue
         expect = (rec.width, rec.height) if rec.width is not None and rec.height is not None else None
-        tasks.append(ImageTask(source_id, rec.source, png, expect, [b.xyxy for b in rec.boxes], opts.preprocess(),
-                               digest, list(rec.pending), locate if rec.pending else None, rec.view_position,
-                               rec.laterality, rec.spacing))
+        tasks.append(ImageTask(source_id=source_id, source=rec.source, png=png, expect_size=expect,
+                               crop_boxes=[b.xyxy for b in rec.boxes], preprocess=opts.preprocess(), input_hash=digest,
+                               pending=list(rec.pending), locate=locate if rec.pending else None,
+                               view=rec.view_position, laterality=rec.laterality, spacing=rec.spacing))
     return results, tasks
 
 
@@ -183,6 +185,7 @@ def convert_records(records: Dict[str, ImageRecord], root: str, out: str, opts: 
     classes = opts.check()
     if not records:
         raise ConversionError(f'{root}: no images to convert')
+    clipped = check_records(records, log)  # before the splits: a box outside its image makes no positive
     splits = assign_splits(records, opts.val_fraction, opts.test_fraction, opts.seed)
     total = len(records)
     if opts.shard:
@@ -209,7 +212,10 @@ def convert_records(records: Dict[str, ImageRecord], root: str, out: str, opts: 
                   skipped_files=skipped_files, skipped_boxes=skipped_boxes, warnings=log.warnings,
                   left_out_labels=dict(sorted(log.left_out_labels.items())),
                   reused_images=len(records) - len(tasks), converted_images=len(tasks) - len(skipped_files))
-    report['splits'] = write_splits(out, records, splits, results, classes, dataset, description)
+    notes: Dict[str, list] = dict(dropped=[], clipped=[])
+    report['splits'] = write_splits(out, records, splits, results, classes, dataset, description, notes)
+    report['skipped_boxes'] += notes['dropped']
+    report['clipped_boxes'] = [note for key, note in clipped if key in records] + notes['clipped']  # this shard's
     report['seconds'] = round(time.time() - start, 2)
     write_json(os.path.join(out, 'report.json'), report)
     return report

@@ -27,13 +27,15 @@ density A-D. No official split: a seeded, patient-level stratified one.
 """
 from __future__ import annotations
 
-import csv
 import glob
 import os
 import re
-from typing import Dict, List, Optional
+from typing import Dict, List, NamedTuple, Optional
+
+from mammo_det.vocab import density_letter
 
 from .records import Box, ConversionError, ImageRecord, ParseLog, check_id
+from .tables import read_table
 
 ASSES = {'A': 0, 'N': 1, 'B': 2, 'P': 3, 'S': 4, 'M': 5, 'K': 6}  # X: no assessment
 MALIGNANT, BENIGN = ('0', '1'), ('4', '5')
@@ -90,15 +92,9 @@ def _table(root: str, what: str) -> str:
     return sorted(hits, key=lambda p: ('reduced' in os.path.basename(p), p))[0]
 
 
-def _read(path: str, need: tuple) -> List[tuple]:
-    with open(path, newline='', encoding='utf-8-sig') as fh:
-        reader = csv.DictReader(fh)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        missing = [c for c in need if c not in header]
-        if missing:
-            raise ConversionError(f'{path}: missing column(s) {missing}')
-        reader.fieldnames = header
-        return [(reader.line_num, {k: (v or '').strip() for k, v in row.items() if k}) for row in reader]
+def _read(path: str, need: tuple, log: ParseLog) -> List[tuple]:
+    # EMBED's tables leave trailing empty cells out of some rows: read those cells as empty
+    return list(read_table(path, need, log=log, pad_short=True))
 
 
 def parse_roi_coords(text: str) -> List[tuple]:
@@ -143,7 +139,7 @@ def categories(finding: dict) -> tuple:
 def _read_findings(path: str, log: ParseLog) -> Dict[tuple, list]:
     """(empi_anon, acc_anon) -> the exam's clinical rows; a row with a code outside the legend is a bad row."""
     findings: Dict[tuple, list] = {}
-    for line, row in _read(path, ('empi_anon', 'acc_anon', 'side', 'asses', 'tissueden')):
+    for line, row in _read(path, ('empi_anon', 'acc_anon', 'side', 'asses', 'tissueden'), log):
         bad = [f"asses {row['asses']!r}"] if row['asses'] and row['asses'] not in ASSES and row['asses'] != 'X' else []
         bad += [f'{field} {row[field]!r}' for field in ('massshape', 'calcfind')
                 if row.get(field) and (field, row[field]) not in LABELS]
@@ -154,8 +150,17 @@ def _read_findings(path: str, log: ParseLog) -> Dict[tuple, list]:
     return findings
 
 
-def _image_ids(row: dict, root: str, bases: List[str]) -> tuple:
-    """(source file, SOP instance UID, study, patient, ROIs) of a metadata row; ValueError naming a bad field."""
+class ImageIds(NamedTuple):
+    """Who a metadata row's image is, validated."""
+    source: str  # the DICOM file
+    key: str  # its SOP Instance UID (the file stem), our source id
+    study: str  # acc_anon
+    patient: str  # empi_anon
+    rois: list  # the ROI_coords boxes
+
+
+def _image_ids(row: dict, root: str, bases: List[str]) -> ImageIds:
+    """The :class:`ImageIds` of a metadata row; ValueError naming a bad field."""
     if row['ImageLateralityFinal'] not in ('L', 'R'):
         raise ValueError(f"ImageLateralityFinal {row['ImageLateralityFinal']!r} is not L or R")
     rois = parse_roi_coords(row['ROI_coords'])
@@ -163,7 +168,8 @@ def _image_ids(row: dict, root: str, bases: List[str]) -> tuple:
     if source is None:
         raise ValueError(f"{row['anon_dicom_path']} not found under {root}")
     key = check_id(os.path.splitext(os.path.basename(source))[0], 'SOP instance UID')
-    return source, key, check_id(row['acc_anon'], 'acc_anon'), check_id(row['empi_anon'], 'empi_anon'), rois
+    return ImageIds(source=source, key=key, study=check_id(row['acc_anon'], 'acc_anon'),
+                    patient=check_id(row['empi_anon'], 'empi_anon'), rois=rois)
 
 
 def _not_converted(row: dict, where: str) -> Optional[str]:
@@ -199,7 +205,7 @@ def _boxes(rois: List[tuple], side: List[dict], where: str, line: int, log: Pars
         if x1 <= x0 or y1 <= y0:
             log.boxes.append(f'{where}: empty ROI ({y0}, {x0}, {y1}, {x1})')
             continue
-        boxes.append(Box(cats, max(levels) if levels else None, (x0, y0, x1, y1), line, birads_raw=raw,
+        boxes.append(Box(cats, max(levels) if levels else None, (x0, y0, x1, y1), line, where=where, birads_raw=raw,
                          pathology=pathology, extra=dict(embed_codes=codes)))
     return boxes
 
@@ -212,14 +218,14 @@ def read_release(root: str, log: Optional[ParseLog] = None) -> Dict[str, ImageRe
     bases = [root] + sorted(os.path.join(root, d) for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
     need = ('anon_dicom_path', 'empi_anon', 'acc_anon', 'FinalImageType', 'ImageLateralityFinal', 'ViewPosition',
             'spot_mag', 'ROI_coords')
-    for line, row in _read(meta_path, need):
+    for line, row in _read(meta_path, need, log):
         where = f'{meta_path} line {line}'
         skip = _not_converted(row, where)
         if skip:
             log.images.append(skip)
             continue
         try:
-            source, key, study, patient, rois = _image_ids(row, root, bases)
+            ids = _image_ids(row, root, bases)
         except ValueError as exc:
             log.row(f'{where}: {exc}')
             continue
@@ -227,17 +233,18 @@ def read_release(root: str, log: Optional[ParseLog] = None) -> Dict[str, ImageRe
         exam = findings.get((row['empi_anon'], row['acc_anon']), [])
         side = [f for f in exam if f['side'] in (lat, 'B', '')]
         suspicious = [f for f in side if categories(f)[0] and ASSES.get(f['asses'], 0) in (3, 4, 5)]
+        rois = ids.rois
         if suspicious and not rois:
             log.images.append(f'{where}: a BI-RADS 3-5 finding on side {lat} but no ROI on the image; left out')
             continue
         boxes = _boxes(rois, side, f'{where} (side {lat})', line, log) if rois else []
         dens = {f['tissueden'] for f in exam if f['tissueden'] in ('1', '2', '3', '4')}
         exam_birads = [ASSES[f['asses']] for f in side if f['asses'] in ASSES]
-        records[key] = ImageRecord(
-            source_id=key, study_id=study, patient_id=patient, source=source, laterality=lat,
+        records[ids.key] = ImageRecord(
+            source_id=ids.key, study_id=ids.study, patient_id=ids.patient, source=ids.source, laterality=lat,
             view_position=row['ViewPosition'],
-            fields=dict(breast_density='ABCD'[int(min(dens)) - 1] if dens else None,
-                        breast_birads=max(exam_birads) if exam_birads else None, acc_anon=study),
+            fields=dict(breast_density=density_letter(min(dens)) if dens else None,
+                        breast_birads=max(exam_birads) if exam_birads else None, acc_anon=ids.study),
             boxes=boxes, first_line=line)
     if not records:
         raise ConversionError(f'{meta_path}: no usable 2D images')

@@ -20,14 +20,16 @@ a seeded, patient-level stratified one.
 """
 from __future__ import annotations
 
-import csv
 import glob
 import os
 import plistlib
 import re
 from typing import Dict, List, Optional
 
+from mammo_det.vocab import density_letter
+
 from .records import Box, ConversionError, ImageRecord, ParseLog, check_id
+from .tables import read_table
 
 SINGLE_POINT_MM = 1.0
 DEFAULT_SPACING_MM = 0.07  # INbreast's detector pixel
@@ -56,20 +58,9 @@ def _read_csv(root: str) -> List[tuple]:
         hint = ' (there is INbreast.xls: save it as INbreast.csv with ";" separators)' \
             if os.path.exists(os.path.join(root, 'INbreast.xls')) else ''
         raise ConversionError(f'{root}: no INbreast.csv{hint}')
-    with open(path, newline='', encoding='utf-8-sig', errors='replace') as fh:
-        reader = csv.reader(fh, delimiter=';')
-        header = [h.strip() for h in next(reader, [])]
-        need = ('Laterality', 'View', 'File Name', 'ACR', 'Bi-Rads')
-        missing = [c for c in need if c not in header]
-        if missing:
-            raise ConversionError(f'{path}: missing column(s) {missing}; header is {header}')
-        out = []
-        for cells in reader:
-            if not any(c.strip() for c in cells):
-                continue
-            out.append((reader.line_num, {h: (cells[i].strip() if i < len(cells) else '') for i, h in
-                                          enumerate(header)}))
-    return [(path, line, row) for line, row in out]
+    rows = read_table(path, ('Laterality', 'View', 'File Name', 'ACR', 'Bi-Rads'), delimiter=';', pad_short=True,
+                      encoding_errors='replace')
+    return [(path, line, row) for line, row in rows]
 
 
 def _points(roi: dict) -> List[tuple]:
@@ -80,7 +71,7 @@ def _points(roi: dict) -> List[tuple]:
     return pts
 
 
-def read_rois(xml_path: str, width: int, height: int, spacing: float, birads: Optional[int], birads_raw: str,
+def read_rois(xml_path: str, spacing: float, birads: Optional[int], birads_raw: str,
               skipped: list, warnings: list) -> List[Box]:
     """The boxes of one image's XML plist."""
     try:
@@ -115,12 +106,8 @@ def read_rois(xml_path: str, width: int, height: int, spacing: float, birads: Op
             x0, y0, x1, y1 = cx - half, cy - half, cx + half, cy + half
         else:
             x0, y0, x1, y1 = min(xs), min(ys), max(xs), max(ys)
-        x0, x1 = min(max(x0, 0.0), width), min(max(x1, 0.0), width)
-        y0, y1 = min(max(y0, 0.0), height), min(max(y1, 0.0), height)
-        if x1 <= x0 or y1 <= y0:
-            skipped.append(f'{where}: no part inside the {width}x{height} image; left out')
-            continue
-        boxes.append(Box([category], birads, (x0, y0, x1, y1), k, birads_raw=birads_raw, pathology=None))
+        boxes.append(Box([category], birads, (x0, y0, x1, y1), k, where=where, birads_raw=birads_raw,
+                         pathology=None))
     return boxes
 
 
@@ -161,12 +148,12 @@ def read_release(root: str, log: Optional[ParseLog] = None) -> Dict[str, ImageRe
             log.row(f'{where}: {exc}')
             continue
         xml = os.path.join(root, 'AllXML', f'{name}.xml')
-        boxes = read_rois(xml, width, height, spacing, birads, row['Bi-Rads'], log.boxes, log.warnings) \
+        boxes = read_rois(xml, spacing, birads, row['Bi-Rads'], log.boxes, log.warnings) \
             if os.path.exists(xml) else []
         records[name] = ImageRecord(source_id=name, study_id=patient, patient_id=patient, source=f, laterality=lat,
                                     view_position=view, width=width, height=height,
                                     fields=dict(breast_birads=breast_birads, birads_raw=row['Bi-Rads'],
-                                                breast_density='ABCD'[int(acr) - 1] if acr else None,
+                                                breast_density=density_letter(acr),
                                                 file_name_id=name),
                                     boxes=boxes, first_line=line)
     if not records:

@@ -108,6 +108,7 @@ def merge(out: str, shard_dirs: Sequence[str], images: bool = True, progress: bo
         report[key] = reports[0].get(key, empty)
     # parse-time boxes are in every shard's list, the workers' ones in one: keep each once, in shard order
     report['skipped_boxes'] = list(dict.fromkeys(x for r in reports for x in r.get('skipped_boxes', [])))
+    report['clipped_boxes'] = [x for r in reports for x in r.get('clipped_boxes', [])]  # each shard its own
     for split, (coco, _) in merged.items():
         write_json(os.path.join(out, 'annotations', f'instances_{split}.json'), coco)
         report['splits'][split] = split_counts(coco, classes)

@@ -89,11 +89,8 @@ def read_release(root: str, log: Optional[ParseLog] = None) -> Dict[str, ImageRe
         boxes = []
         for line_no, tokens, (x, y, r) in ((e[0], e[1], e[2]) for e in findings):
             row = SIZE - y
-            x0, y0, x1, y1 = max(x - r, 0), max(row - r, 0), min(x + r, SIZE), min(row + r, SIZE)
-            if x1 <= x0 or y1 <= y0:
-                log.row(f'{path} line {line_no}: circle ({x}, {y}, {r}) lies outside the film')
-                continue
-            boxes.append(Box([CATEGORY[tokens[2]]], None, (float(x0), float(y0), float(x1), float(y1)), line_no,
+            boxes.append(Box([CATEGORY[tokens[2]]], None, (float(x - r), float(row - r), float(x + r), float(row + r)),
+                             line_no, where=f'{path} line {line_no} (circle ({x}, {y}, {r}))',
                              birads_raw=None, pathology=SEVERITY[tokens[3]]))
         patient = f'mias{(n + 1) // 2:03d}'
         records[ref] = ImageRecord(source_id=ref, study_id=patient, patient_id=patient, source=source,

@@ -32,8 +32,9 @@ def check_id(value: str, what: str) -> str:
 class Box:
     categories: List[str]
     birads: Optional[int]
-    xyxy: tuple  # original pixels, clipped to the image
-    line: int = 0  # where the box comes from, for messages
+    xyxy: tuple  # original pixels, as the release gives it (the core clips it to the image)
+    line: int = 0  # the adapter's line or ROI number
+    where: str = ''  # the adapter's file and row, for the report of a box the core drops or shrinks
     birads_raw: Optional[str] = None  # the dataset's own assessment text
     pathology: Optional[str] = None  # 'malignant', 'benign' or None
     extra: dict = field(default_factory=dict)  # more annotation fields (a dataset's own codes, e.g. embed_codes)
@@ -51,7 +52,8 @@ class PendingBox:
     where: str  # 'file line N', for the report
 
     def located(self, xyxy: tuple) -> Box:
-        return Box(self.categories, self.birads, tuple(xyxy), 0, self.birads_raw, self.pathology)
+        return Box(self.categories, self.birads, tuple(xyxy), 0, where=self.where, birads_raw=self.birads_raw,
+                   pathology=self.pathology)
 
 
 @dataclass

@@ -11,7 +11,6 @@ the official training split.
 from __future__ import annotations
 
 import ast
-import csv
 import math
 import os
 import re
@@ -21,6 +20,7 @@ from mammo_det.vocab import (BIRADS_VALUES, BREAST_BIRADS_VALUES, DENSITIES, FIN
                              NO_FINDING, VIEWS)
 
 from .records import Box, ConversionError, ImageRecord, ParseLog
+from .tables import read_table
 
 DATASET = 'vindr-mammo'
 DESCRIPTION = 'VinDr-Mammo converted by mammo-det'
@@ -104,16 +104,13 @@ def _box(row: dict, cats: List[str], width: int, height: int) -> Optional[Box]:
         raise ValueError(f'box {coords} is not finite')
     if x1 <= x0 or y1 <= y0:
         raise ValueError(f'box {coords} is inverted or empty (xmax <= xmin or ymax <= ymin)')
-    # Real boxes run up to ~27 px before and ~41 px past the edges: clip x to the width, y to the height.
-    cx0, cx1 = min(max(x0, 0.0), width), min(max(x1, 0.0), width)
-    cy0, cy1 = min(max(y0, 0.0), height), min(max(y1, 0.0), height)
-    if cx1 <= cx0 or cy1 <= cy0:
-        raise ValueError(f'box {coords} lies outside the {width}x{height} image')
+    # Real boxes run up to ~27 px before and ~41 px past the edges: the conversion core clips them (and drops one
+    # with no part inside), reporting each.
     birads = _parse_birads(row['finding_birads'], BIRADS_VALUES, 'finding_birads')
     raw = row['finding_birads'].strip() or None
     # lesion_id: an optional column (our synthetic releases write it) linking a lesion's boxes across views
     lesion = (row.get('lesion_id') or '').strip()
-    return Box(list(dict.fromkeys(cats)), birads, (cx0, cy0, cx1, cy1), 0, birads_raw=raw,
+    return Box(list(dict.fromkeys(cats)), birads, (x0, y0, x1, y1), 0, birads_raw=raw,
                extra=dict(lesion_id=lesion) if lesion else {})
 
 
@@ -140,38 +137,25 @@ def read_findings(path: str, log: Optional[ParseLog] = None) -> Dict[str, ImageR
     root = os.path.dirname(path)
     records: Dict[str, ImageRecord] = {}
     infos: Dict[str, dict] = {}
-    try:
-        fh = open(path, newline='', encoding='utf-8-sig')
-    except OSError as exc:
-        raise ConversionError(f'{path}: cannot open ({exc.strerror})') from None
-    with fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ConversionError(f'{path}: missing column(s) {missing}; header is {reader.fieldnames}')
-        for row in reader:
-            line = reader.line_num
-            where = f'{path} line {line}'
-            if None in row or any(row[c] is None for c in REQUIRED):
-                log.row(f'{where}: wrong number of fields')
+    for line, row in read_table(path, REQUIRED, log=log):
+        where = f'{path} line {line}'
+        try:
+            info = _image_info(row)
+            box = _box(row, _categories(row['finding_categories']), info['width'], info['height'])
+        except ValueError as exc:
+            log.row(f'{where}: {exc}')
+            continue
+        image = info['image_id']
+        if image not in records:
+            records[image], infos[image] = _record(info, root, line), info
+        else:
+            clash = [k for k, v in info.items() if infos[image][k] != v]
+            if clash:
+                log.row(f'{where}: {clash} differ from line {records[image].first_line} of the same image')
                 continue
-            try:
-                info = _image_info(row)
-                box = _box(row, _categories(row['finding_categories']), info['width'], info['height'])
-            except ValueError as exc:
-                log.row(f'{where}: {exc}')
-                continue
-            image = info['image_id']
-            if image not in records:
-                records[image], infos[image] = _record(info, root, line), info
-            else:
-                clash = [k for k, v in info.items() if infos[image][k] != v]
-                if clash:
-                    log.row(f'{where}: {clash} differ from line {records[image].first_line} of the same image')
-                    continue
-            if box is not None:
-                box.line = line
-                records[image].boxes.append(box)
+        if box is not None:
+            box.line, box.where = line, where
+            records[image].boxes.append(box)
     if not records:
         raise ConversionError(f'{path}: no usable rows')
     return records

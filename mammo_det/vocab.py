@@ -44,6 +44,17 @@ ALIASES = {
 }
 
 
+def density_letter(acr) -> Optional[str]:
+    """An ACR density category given as a number (1-4, as CBIS-DDSM, INbreast and EMBED write it) -> its letter
+    A-D; None for an empty value. ValueError names a value outside 1-4."""
+    if acr is None or str(acr).strip() == '':
+        return None
+    n = int(acr)
+    if not 1 <= n <= len(DENSITIES):
+        raise ValueError(f'breast density {acr!r} is not an ACR category 1-4')
+    return DENSITIES[n - 1]
+
+
 def birads_class(birads: int) -> int:
     """BI-RADS 3/4/5 -> the BI-RADS head's class index 0/1/2 (ValueError otherwise)."""
     return BIRADS_VALUES.index(int(birads))

@@ -110,9 +110,11 @@ def breast_bbox(display: np.ndarray, *, stride: int = 8, margin: float = 0.01) -
 
 
 def grow_to_include(crop: Sequence[int], boxes: np.ndarray, width: int, height: int) -> tuple:
-    """Smallest crop containing ``crop`` and every (clipped) box, so a crop never cuts an annotation."""
+    """Smallest crop containing ``crop`` and every (clipped) box, so a crop never cuts an annotation; a box with no
+    part inside the image (the conversion drops it) does not move the crop."""
     x0, y0, x1, y1 = crop
     boxes = clip_boxes(boxes, width, height)
+    boxes = boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
     if len(boxes):
         x0 = min(x0, int(np.floor(boxes[:, 0].min())))
         y0 = min(y0, int(np.floor(boxes[:, 1].min())))

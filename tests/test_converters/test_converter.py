@@ -242,3 +242,35 @@ def test_release_mixing_every_display_encoding_converts_with_defaults(synth_root
             os.remove(path)
         for other in outs[1:]:
             np.testing.assert_array_equal(outs[0], other)
+
+
+def test_the_core_clips_drops_and_reports_each_box_once(synth_root, tmp_path):
+    """Boxes as a release gives them: one past the image edge is clipped, one wholly outside and one too thin to
+    survive the resize are dropped; each is reported with its CSV line, and no empty box is written."""
+    root, _ = synth_root
+    header, rows = _rows(root)
+    col = {c: header.index(c) for c in header}
+    k = next(i for i, r in enumerate(rows) if r[col['xmin']])  # a box row: its image gets the three cases
+    width, height = int(float(rows[k][col['width']])), int(float(rows[k][col['height']]))
+    past, outside, thin = list(rows[k]), list(rows[k]), list(rows[k])
+    past[col['xmin']], past[col['xmax']] = str(width - 20), str(width + 30)
+    outside[col['xmin']], outside[col['xmax']] = str(width + 5), str(width + 40)
+    thin[col['xmin']], thin[col['xmax']] = '100', '100.0001'  # 0.0001 px: 0 once resized and rounded
+    rows += [past, outside, thin]
+    release = tmp_path / 'release'
+    shutil.copytree(root, release)
+    _write_csv(release / 'finding_annotations.csv', rows, header)
+    out = str(tmp_path / 'out')
+    report = convert(str(release), out, ConvertOptions(max_size=160, workers=1, progress=False))
+    n = len(rows) + 1  # the CSV lines of the three rows added: n - 2, n - 1, n
+    assert sum(f'line {n - 2} ' in b and f'clipped to the {width}x{height} image' in b
+               for b in report['clipped_boxes']) == 1
+    assert sum(f'line {n - 1} ' in b and 'no part inside' in b for b in report['skipped_boxes']) == 1
+    assert sum(f'line {n} ' in b and 'once cropped and resized' in b for b in report['skipped_boxes']) == 1
+    cocos = [_load(out, s) for s in ('train', 'val', 'test')]
+    anns = [a for c in cocos for a in c['annotations']]
+    assert all(a['bbox'][2] > 0 and a['bbox'][3] > 0 and a['area'] > 0 for a in anns)
+    coco, image = next((c, im) for c in cocos for im in c['images'] if im['source_id'] == rows[k][col['image_id']])
+    right = [a for a in coco['annotations'] if a['image_id'] == image['id'] and
+             abs(a['bbox'][0] + a['bbox'][2] - image['width']) < 1e-3]
+    assert right, 'the clipped box ends at the converted image edge'
