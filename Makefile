@@ -26,7 +26,7 @@ test: install
 
 # The edit loop: everything that trains no model.
 test-fast: install
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow and not training" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow" $(PYTEST_ARGS)
 
 demo: install
 	$(VENV)/bin/mammo-det demo --out work_dirs/demo

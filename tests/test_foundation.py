@@ -7,18 +7,45 @@ import pytest
 import torch
 
 
-def test_registry_module_registers_every_public_module():
-    import mammo_det.registry  # noqa: F401
-    from mmdet.registry import DATA_SAMPLERS, DATASETS, HOOKS, METRICS, MODEL_WRAPPERS, MODELS, TASK_UTILS, TRANSFORMS
+def _registrations():
+    """(registry name, registered name, module, class name) of every registration in the package's source:
+    ``@REGISTRY.register_module()`` on a class, and ``REGISTRY.register_module(name=..., module=...)`` calls."""
+    import ast
+    import pathlib
 
-    for registry, names in ((MODELS, ['BiradsBBoxHead', 'BiradsRoIHead', 'CascadeBiradsRoIHead']),
-                            (DATASETS, ['VinDrMammoDataset']),
-                            (TRANSFORMS, ['LoadMammogram', 'LoadBiradsAnnotations', 'PackMammoInputs']),
-                            (METRICS, ['MammoMetric']), (HOOKS, ['SafeCheckpointHook']),
-                            (TASK_UTILS, ['Fp32BboxOverlaps2D']), (DATA_SAMPLERS, ['PositiveNegativeSampler']),
-                            (MODEL_WRAPPERS, ['CPUSafeDistributedDataParallel'])):
-        for name in names:
-            assert registry.get(name) is not None, name
+    root = pathlib.Path(__file__).resolve().parents[1] / 'mammo_det'
+    found = []
+    for path in sorted(root.rglob('*.py')):
+        if 'configs' in path.relative_to(root).parts:
+            continue
+        module = '.'.join(('mammo_det',) + path.relative_to(root).with_suffix('').parts)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                for dec in node.decorator_list:
+                    if isinstance(dec, ast.Call) and getattr(dec.func, 'attr', '') == 'register_module':
+                        found.append((dec.func.value.id, node.name, module, node.name))
+            elif (isinstance(node, ast.Call) and getattr(node.func, 'attr', '') == 'register_module'
+                  and node.keywords and isinstance(node.func.value, ast.Name)):
+                kw = {k.arg: k.value for k in node.keywords}
+                if 'name' in kw and 'module' in kw:
+                    found.append((node.func.value.id, kw['name'].value, module, kw['module'].id))
+    return found
+
+
+def test_registry_module_registers_every_registered_class():
+    """Importing mammo_det.registry (the configs' custom_imports) registers every class the package's source
+    registers, each as the class defined there: a module registry.py forgets to import fails here."""
+    import mammo_det.registry  # noqa: F401
+    import mmdet.registry as registries
+
+    found = _registrations()
+    names = {name for _, name, _, _ in found}
+    for expected in ('RoIBiradsHead', 'BiradsDetector', 'BiradsRoIHead', 'MammoDataset', 'VinDrMammoDataset',
+                     'MammoMetric', 'SafeCheckpointHook', 'PositiveNegativeSampler'):
+        assert expected in names, expected  # the source walk sees them
+    for registry_name, name, module, cls_name in found:
+        registry = getattr(registries, registry_name)
+        assert registry.get(name) is getattr(importlib.import_module(module), cls_name), (registry_name, name)
 
 
 def test_mmcv_compiled_ops_run_on_cpu():
@@ -41,6 +68,13 @@ def test_version_guard_names_what_to_install(monkeypatch):
     monkeypatch.setattr(registry, '_version', lambda pkg: '2.2.0' if pkg == 'mmcv' else real(pkg))
     with pytest.raises(ImportError, match=r'mmcv>=2.0.0rc4,<2.2.0, found mmcv 2.2.0; install with `make install`'):
         registry.check_versions()
+    # the hint names a page and section that exist
+    import pathlib
+    import re
+
+    page, section = re.search(r'see (docs/\S+\.md) "([^"]+)"', registry.INSTALL_HINT).groups()
+    text = (pathlib.Path(__file__).resolve().parents[1] / page).read_text()
+    assert f'## {section}' in text.splitlines(), (page, section)
 
 
 CHEAP = '''
@@ -92,13 +126,34 @@ def test_python_dash_m_runs_the_cli():
     assert importlib.util.find_spec('data_converters') is not None
 
 
-def test_test_workers_do_not_oversubscribe_the_cores():
-    """Each pytest-xdist worker's torch gets its share of the cores (tests/conftest.py): two workers of two OpenMP
-    threads each on 2 cores made every in-process training step 25x slower."""
+THREADS_PROBE = 'MAMMO_DET_THREADS_PROBE'
+
+
+def test_report_threads():
+    """Writes this worker's torch threads for the test below, when it runs this one in a pytest-xdist run."""
     import os
 
-    workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
-    assert torch.get_num_threads() * workers <= max(os.cpu_count() or 1, workers)
+    if THREADS_PROBE not in os.environ:
+        pytest.skip('a probe for test_test_workers_do_not_oversubscribe_the_cores')
+    with open(os.path.join(os.environ[THREADS_PROBE], os.environ.get('PYTEST_XDIST_WORKER', 'main')), 'w') as fh:
+        fh.write(str(torch.get_num_threads()))
+
+
+def test_test_workers_do_not_oversubscribe_the_cores(tmp_path):
+    """Each pytest-xdist worker's torch gets its share of the cores (tests/conftest.py): two workers of two OpenMP
+    threads each on 2 cores made every in-process training step 25x slower. Checked in a real two-worker run."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ('OMP_NUM_THREADS', 'PYTEST_XDIST_WORKER',
+                                                              'PYTEST_XDIST_WORKER_COUNT')}
+    env[THREADS_PROBE] = str(tmp_path)
+    proc = subprocess.run([sys.executable, '-m', 'pytest', '-n', '2', '-p', 'no:cacheprovider', '-q',
+                           f'{__file__}::test_report_threads'],
+                          env=env, capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    threads = {p.name: int(p.read_text()) for p in tmp_path.iterdir()}
+    assert proc.returncode == 0 and threads, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert set(threads) <= {'gw0', 'gw1'}
+    assert max(threads.values()) * 2 <= max(os.cpu_count() or 1, 2), threads  # two workers' threads
 
 
 @pytest.mark.parametrize('collecting', [True, False])

@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-pytestmark = pytest.mark.training
+pytestmark = pytest.mark.slow
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO = os.path.join(REPO, 'configs/demo/faster-rcnn_r18-w16_fpn_birads_1xb4-24e_synth-mammo.py')

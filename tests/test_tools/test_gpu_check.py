@@ -23,7 +23,6 @@ def test_gpu_check_without_a_gpu_stops_before_installing(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.training
 def test_summary_from_a_real_cpu_benchmark_and_junit_report(tmp_path):
     out = tmp_path / 'out'
     out.mkdir()
