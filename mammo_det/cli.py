@@ -351,13 +351,18 @@ def _benchmark_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--collect', metavar='WORK_DIR', help='the leaderboard of the finished jobs of a benchmark')
 
 
+def _read_text(path: str) -> str:
+    with open(path) as fh:
+        return fh.read()
+
+
 def _benchmark(args) -> int:
     from mammo_det.apis.benchmark import BenchmarkError, SlurmOptions, benchmark, collect, submit_slurm
     from mammo_det.apis.runner import parse_cfg_options
 
     if args.collect:
         rows, missing = collect(args.collect, bootstrap=args.bootstrap, seed=args.seed, ci=args.ci)
-        print(open(os.path.join(args.collect, 'leaderboard.md')).read())
+        print(_read_text(os.path.join(args.collect, 'leaderboard.md')))
         print(f'{len(rows)} configs -> {args.collect}/leaderboard.{{md,csv,png}}'
               + (f"; not finished: {', '.join(missing)}" if missing else ''))
         return 0
@@ -374,7 +379,7 @@ def _benchmark(args) -> int:
         return 0
     rows = benchmark(args.configs, args.data, args.work_dir, checkpoints=args.checkpoints,
                      cfg_options=cfg_options, bootstrap=args.bootstrap, seed=args.seed, ci=args.ci)
-    print(open(os.path.join(args.work_dir, 'leaderboard.md')).read())
+    print(_read_text(os.path.join(args.work_dir, 'leaderboard.md')))
     print(f'{len(rows)} configs -> {args.work_dir}/leaderboard.{{md,csv,png}}')
     return 0
 

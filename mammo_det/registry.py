@@ -10,8 +10,8 @@ REQUIRED = {  # package: (minimum inclusive, maximum exclusive), as mmdet 3.3 it
     'mmengine': ('0.10.0', '1.0.0'),
     'mmdet': ('3.3.0', '3.4.0'),
 }
-INSTALL_HINT = ('install with `make install` (builds mmcv 2.1.0 with its ops), or see README "Installing on '
-                'a GPU cluster"')
+INSTALL_HINT = ('install with `make install` (builds mmcv 2.1.0 with its ops), or see docs/install.md "On a GPU '
+                'cluster"')
 
 
 def check_versions() -> None:

@@ -145,7 +145,7 @@ def _weighted_auc(weights: np.ndarray, unit: np.ndarray, scores: np.ndarray, lab
 class BootstrapData:
     """What a resample needs, prepared once from one evaluation's matches (see :func:`evaluate.evaluate`)."""
 
-    def __init__(self, gt: dict, dets: List[dict], coco_matches: Dict[int, dict], extra_keys: Sequence[str],
+    def __init__(self, gt: dict, dets: List[dict], *, coco_matches: Dict[int, dict], extra_keys: Sequence[str],
                  froc_matches: Dict[int, dict], fppi_points: Sequence[float], breast: Optional[tuple],
                  birads: Optional[dict], lesion_keys: Optional[List[tuple]] = None):
         """

@@ -99,8 +99,9 @@ def point_metrics(gt: dict, dets: List[dict], protocol: dict, backend: str = 'nu
         result['_curves'] = curve_data
     data = None
     if for_bootstrap:
-        data = BootstrapData(gt, dets, coco_sorted, [ap_key(t) for t in extra], froc_sorted, fppi_points,
-                             breast_table, birads_table, lesion_keys(gt) if lesion_table else None)
+        data = BootstrapData(gt, dets, coco_matches=coco_sorted, extra_keys=[ap_key(t) for t in extra],
+                             froc_matches=froc_sorted, fppi_points=fppi_points, breast=breast_table,
+                             birads=birads_table, lesion_keys=lesion_keys(gt) if lesion_table else None)
     return result, data
 
 

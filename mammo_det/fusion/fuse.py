@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from typing import Dict, List
+from typing import Dict, List, NamedTuple
 
 import numpy as np
 
@@ -61,10 +61,18 @@ def _depths(dets: List[dict], image: dict) -> np.ndarray:
     return nipple_depth(centres, image['_lm'], image['pixel_spacing'])
 
 
-def link_features(gt: dict, dets: List[dict], sigma: float = SIGMA_MM, band: float = BAND_MM) -> tuple:
-    """(features (n, 4) of every detection, eligible mask (on a breast with both views and landmarks), best partner
-    index (-1: none), depth mm). Features: 1, logit of the score, the best partner's score x weight, and the best
-    partner's depth mismatch over ``band`` (1 without a partner)."""
+class Links(NamedTuple):
+    """Per detection: its features (n, 4): 1, logit of the score, the best partner's score x weight, and the best
+    partner's depth mismatch over the band (1 without a partner); whether it lies on a breast with both views and
+    landmarks; its best partner's index (-1: none); its nipple depth in mm."""
+    features: np.ndarray
+    eligible: np.ndarray
+    partner: np.ndarray
+    depth: np.ndarray
+
+
+def link_features(gt: dict, dets: List[dict], sigma: float = SIGMA_MM, band: float = BAND_MM) -> Links:
+    """The :class:`Links` of every detection to the other view of its breast."""
     n = len(dets)
     x = np.zeros((n, len(FEATURES)))
     x[:, 0] = 1.0
@@ -96,7 +104,7 @@ def link_features(gt: dict, dets: List[dict], sigma: float = SIGMA_MM, band: flo
             x[ia, 2] = np.where(has, strength[np.arange(len(ia)), best], 0.0)
             x[ia, 3] = np.where(has, mismatch[np.arange(len(ia)), best] / band, 1.0)
             partner[ia] = np.where(has, ib[best], -1)
-    return x, eligible, partner, depth
+    return Links(features=x, eligible=eligible, partner=partner, depth=depth)
 
 
 def _fit_logistic(x: np.ndarray, y: np.ndarray, ridge: float = 1e-2, steps: int = 50) -> np.ndarray:
@@ -121,7 +129,8 @@ def fit_fuser(gt: dict, dets: List[dict], match_iou: float = 0.1, sigma: float =
     dict: format, features, weights, sigma, band, and what it was fit on)."""
     from mammo_det.evaluation.coco import match_all
 
-    x, eligible, partner, _ = link_features(gt, dets, sigma, band)
+    links = link_features(gt, dets, sigma, band)
+    x, eligible, partner = links.features, links.eligible, links.partner
     if eligible.sum() < 10:
         raise FusionError(f'only {int(eligible.sum())} detections lie on breasts with both views and landmarks: '
                           'too few to fit (convert with this version to record landmarks and pixel spacing)')
@@ -157,7 +166,8 @@ def fuse_predictions(gt: dict, dets: List[dict], fuser: dict) -> tuple:
     ``fusion`` the partner's score x weight and depth mismatch; statistics). Detections not on a breast with both
     views keep their score."""
     start = time.time()
-    x, eligible, partner, depth = link_features(gt, dets, fuser['sigma_mm'], fuser['band_mm'])
+    links = link_features(gt, dets, fuser['sigma_mm'], fuser['band_mm'])
+    x, eligible, partner, depth = links.features, links.eligible, links.partner, links.depth
     fused = 1 / (1 + np.exp(-x @ np.asarray(fuser['weights'])))
     out = []
     for i, d in enumerate(dets):

@@ -48,15 +48,14 @@ def test_a_pair_links_when_depths_agree_and_not_out_of_tolerance():
     cc, mlo = _image(1, 's', 'L', 'CC'), _image(2, 's', 'L', 'MLO')
     gt = _gt([cc, mlo])
     near = [_at_depth(cc, 40, 0.8), _at_depth(mlo, 43, 0.6)]
-    x, eligible, partner, depth = link_features(gt, near)
-    assert eligible.all() and partner.tolist() == [1, 0]
-    assert depth == pytest.approx([40, 43], abs=0.01)
-    assert x[0, FEATURES.index('partner')] == pytest.approx(0.6 * np.exp(-0.5 * (3 / 8) ** 2))
+    links = link_features(gt, near)
+    assert links.eligible.all() and links.partner.tolist() == [1, 0]
+    assert links.depth == pytest.approx([40, 43], abs=0.01)
+    assert links.features[0, FEATURES.index('partner')] == pytest.approx(0.6 * np.exp(-0.5 * (3 / 8) ** 2))
     far = [_at_depth(cc, 40, 0.8), _at_depth(mlo, 75, 0.6)]  # 35 mm apart: beyond the 30 mm band
-    _, _, partner, _ = link_features(gt, far)
-    assert partner.tolist() == [-1, -1]
+    assert link_features(gt, far).partner.tolist() == [-1, -1]
     other = [_at_depth(cc, 40, 0.8), _at_depth(mlo, 41, 0.6, cat=2)]  # another category: no partner
-    assert link_features(gt, other)[2].tolist() == [-1, -1]
+    assert link_features(gt, other).partner.tolist() == [-1, -1]
 
 
 def test_one_view_breasts_pass_through_and_fused_output_evaluates():

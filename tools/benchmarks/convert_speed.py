@@ -95,8 +95,9 @@ def _per_image(paths: list, out: str, max_size: int) -> None:
 def _pool_scaling(images: list, paths: list, out: str, args) -> None:
     """The library's worker function in a warm process pool (spawn start-up excluded), 1 and N workers."""
     popts = dict(voi='auto', window_index=0, bit_depth=8, crop=True, max_size=args.max_size)
-    tasks = [ImageTask(im.image_id, path, os.path.join(out, f'{im.image_id}.png'), (im.cols, im.rows), boxes,
-                       popts, '') for im, (path, boxes) in zip(images, paths)] * args.repeat
+    tasks = [ImageTask(source_id=im.image_id, source=path, png=os.path.join(out, f'{im.image_id}.png'),
+                       expect_size=(im.cols, im.rows), crop_boxes=boxes, preprocess=popts, input_hash='')
+             for im, (path, boxes) in zip(images, paths)] * args.repeat
     rates = {}
     for workers in (1, args.workers):
         with get_context('spawn').Pool(workers, initializer=init_worker) as pool:
