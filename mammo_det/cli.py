@@ -384,6 +384,51 @@ def _benchmark(args) -> int:
     return 0
 
 
+# --- other frameworks ----------------------------------------------------------------------------------------------
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    from mammo_det.interop.export import FORMATS
+
+    p.add_argument('data', help='a folder written by mammo-det convert')
+    p.add_argument('out', help='a new folder')
+    p.add_argument('--format', choices=FORMATS, required=True,
+                   help='yolo: the ultralytics layout (data.yaml); rfdetr: train/valid/test with their COCO files')
+
+
+def _export(args) -> int:
+    from mammo_det.interop.export import export
+
+    m = export(args.data, args.format, args.out)
+    print(f"{args.format} export of {m['data']} -> {args.out}: " + ', '.join(
+        f"{split} {n} images ({m['boxes'][split]} boxes)" for split, n in m['images'].items()))
+    return 0
+
+
+def _import_args(p: argparse.ArgumentParser) -> None:
+    from mammo_det.interop.imports import BOX_GRIDS, CATEGORY_IDS, PRED_FORMATS
+
+    p.add_argument('gt', help='the COCO ground truth the predictions are for (annotations/instances_test.json)')
+    p.add_argument('pred', help='the predictions: a file, or the folder of yolo-txt labels')
+    p.add_argument('--pred-format', choices=PRED_FORMATS, required=True)
+    p.add_argument('--out', required=True, help='COCO results JSON to write')
+    p.add_argument('--boxes', choices=BOX_GRIDS, default='converted',
+                   help='the pixel grid of the boxes: the converted image (default) or the original DICOM')
+    p.add_argument('--category-ids', choices=CATEGORY_IDS, default='dataset',
+                   help="coco files: the dataset's category ids (detectron2, torchvision), or contiguous from 0 "
+                        '(transformers labels) or 1')
+
+
+def _import_preds(args) -> int:
+    from mammo_det.fileio import write_json
+    from mammo_det.interop.imports import import_predictions
+
+    dets, stats = import_predictions(args.gt, args.pred, args.pred_format, args.boxes, args.category_ids)
+    write_json(args.out, dets)
+    print(f'{stats.detections} detections on {stats.images} images -> {args.out} ({stats.clipped} clipped to the '
+          f'image, {stats.dropped} dropped with nothing inside)')
+    return 0
+
+
 def _runner_args(mode: str):
     def add(p: argparse.ArgumentParser) -> None:
         from mammo_det.apis.runner import add_runner_args  # argparse only: no torch or mmdet
@@ -408,6 +453,10 @@ COMMANDS = [
      _fuse),
     ('demo', 'synth -> convert -> train -> test -> evaluate -> report.md, on CPU', _demo_args, _demo),
     ('benchmark', 'train and test several configs; one leaderboard with intervals', _benchmark_args, _benchmark),
+    ('export', 'the converted data in another framework\'s layout (ultralytics YOLO, RF-DETR)', _export_args,
+     _export),
+    ('import-preds', 'predictions of another framework (YOLO txt/JSON, COCO, CSV) -> COCO results', _import_args,
+     _import_preds),
 ]
 
 
