@@ -10,7 +10,8 @@ model = dict(
     type='BiradsDetector',
     detector='mmdet::fcos/fcos_r50-caffe_fpn_gn-head-center-normbbox-centeronreg-giou_1x_coco.py',
     detector_options=dict(backbone=dict(style='pytorch', init_cfg=dict(checkpoint=pretrained))),
-    data_preprocessor=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True),  # torchvision's
+    data_preprocessor=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
+                           bgr_to_rgb=True),  # torchvision's normalisation
     birads_head=dict(loss_birads=dict(type='CrossEntropyLoss', loss_weight=birads_loss_weight)))
 param_scheduler = [dict(type='ConstantLR', factor=1.0 / 3, by_epoch=False, begin=0, end=500),
                    dict(type='MultiStepLR', begin=0, end=12, by_epoch=True, milestones=[8, 11], gamma=0.1)]

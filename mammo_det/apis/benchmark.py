@@ -58,7 +58,7 @@ def _flops(model, shape) -> Optional[float]:
     except (RuntimeError, TypeError, AttributeError, NotImplementedError, ValueError, IndexError) as exc:
         # Some heads do not trace in 'tensor' mode (DETR's dict outputs, dynamic shapes): the column then says '-',
         # and the log says why. Anything else (a bug, an interrupt) is not a tracing limit and propagates.
-        warnings.warn(f'{type(model).__name__}: GFLOPs not counted ({type(exc).__name__}: {exc})'[:500])
+        warnings.warn(f'{type(model).__name__}: GFLOPs not counted ({type(exc).__name__}: {exc})'[:500], stacklevel=2)
         return None
 
 

@@ -13,7 +13,8 @@ IMAGE_FIELDS = ('source_id', 'study_id', 'series_id', 'laterality', 'view_positi
 
 @DATASETS.register_module()
 class MammoDataset(CocoDataset):
-    """A converted mammography set: CocoDataset with the 10 finding types and, per instance, ``birads`` (3/4/5, -1 when the box has none).
+    """A converted mammography set: CocoDataset with the 10 finding types and, per instance, ``birads`` (3/4/5, -1
+    when the box has none).
 
     Differs from the parent in: the class names (a subset follows the annotation file's categories when
     ``metainfo`` is not given), the ``birads`` of each instance, the image-level fields of the converter kept

@@ -22,7 +22,8 @@ def test_birads_negatives_and_image_fields(converted):
     by_image = {}
     for a in coco['annotations']:
         x, y, w, h = a['bbox']
-        by_image.setdefault(a['image_id'], []).append(([x, y, x + w, y + h], -1 if a['birads'] is None else a['birads']))
+        birads = -1 if a['birads'] is None else a['birads']
+        by_image.setdefault(a['image_id'], []).append(([x, y, x + w, y + h], birads))
     got = {ds.get_data_info(i)['img_id']: [(inst['bbox'], inst['birads']) for inst in ds.get_data_info(i)['instances']]
            for i in range(len(ds))}
     assert {k: v for k, v in got.items() if v} == by_image
