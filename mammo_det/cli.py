@@ -335,6 +335,9 @@ def _benchmark_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--data', help='a folder written by convert')
     p.add_argument('--work-dir')
     p.add_argument('--checkpoints', nargs='+', help='test these instead of training (one per config)')
+    p.add_argument('--predictions', nargs='+', metavar='NAME=FILE', default=[],
+                   help='predictions made elsewhere (COCO results on the test split, e.g. from import-preds), scored '
+                        'beside the configs on the same leaderboard')
     p.add_argument('--cfg-options', nargs='+')
     p.add_argument('--bootstrap', type=int, default=1000, metavar='N', help='study resamples (0: no intervals)')
     p.add_argument('--seed', type=int, default=0)
@@ -366,8 +369,15 @@ def _benchmark(args) -> int:
         print(f'{len(rows)} configs -> {args.collect}/leaderboard.{{md,csv,png}}'
               + (f"; not finished: {', '.join(missing)}" if missing else ''))
         return 0
-    if not args.configs or not args.data or not args.work_dir:
-        raise BenchmarkError('give CONFIG... --data DIR --work-dir DIR (or --collect WORK_DIR)')
+    if not (args.configs or args.predictions) or not args.data or not args.work_dir:
+        raise BenchmarkError('give CONFIG... and/or --predictions NAME=FILE..., --data DIR --work-dir DIR (or '
+                             '--collect WORK_DIR)')
+    predictions = {}
+    for item in args.predictions:
+        name, sep, path = item.partition('=')
+        if not sep or not name or not path:
+            raise BenchmarkError(f'--predictions {item!r}: give NAME=FILE')
+        predictions[name] = path
     cfg_options = parse_cfg_options(args.cfg_options)
     if args.launcher == 'slurm':
         if not args.partition:
@@ -378,7 +388,8 @@ def _benchmark(args) -> int:
         print(f'{len(jobs)} jobs submitted; when they have finished: mammo-det benchmark --collect {args.work_dir}')
         return 0
     rows = benchmark(args.configs, args.data, args.work_dir, checkpoints=args.checkpoints,
-                     cfg_options=cfg_options, bootstrap=args.bootstrap, seed=args.seed, ci=args.ci)
+                     cfg_options=cfg_options, bootstrap=args.bootstrap, seed=args.seed, ci=args.ci,
+                     predictions=predictions)
     print(_read_text(os.path.join(args.work_dir, 'leaderboard.md')))
     print(f'{len(rows)} configs -> {args.work_dir}/leaderboard.{{md,csv,png}}')
     return 0

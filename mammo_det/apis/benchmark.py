@@ -72,9 +72,20 @@ BIRADS_COLUMNS = {'BI-RADS acc': 'accuracy', 'BI-RADS 4-5 AP': 'suspicious_AP'}
 NO_BRANCH = 'no branch'  # what the BI-RADS columns say for a model whose predictions carry no BI-RADS
 
 
-def _row(name: str, metrics: dict, stats: dict, test_s: Optional[float], train_s: Optional[float]) -> dict:
+TRAINED, IMPORTED = 'trained here', 'imported'  # the source column: a config run by the benchmark, or predictions
+
+
+def data_fingerprint(data_root: str) -> str:
+    """The first 12 hex digits of the test annotation file's SHA-256: which data a row was scored on."""
+    from mammo_det.interop.export import fingerprint
+
+    return fingerprint(data_root).get('test', '')[:12]
+
+
+def _row(name: str, metrics: dict, stats: dict, test_s: Optional[float], train_s: Optional[float],
+         source: str = TRAINED, data: str = '') -> dict:
     birads = metrics.get('birads')
-    return dict(config=name, mAP=metrics['mAP'], mAP50=metrics['mAP50'],
+    return dict(config=name, source=source, data=data, mAP=metrics['mAP'], mAP50=metrics['mAP50'],
                 **{f'AP {c}': v['AP'] for c, v in metrics['per_category'].items() if v['num_gt']},
                 **{recall_column(): _mean([v['recall_at_fppi'][fppi_key(HEADLINE_FPPI)]
                                     for v in metrics['per_category'].values() if v['num_gt']])},
@@ -99,14 +110,46 @@ def _write_plan(work_dir: str, entries: List[dict], data_root: str, cfg_options:
                                                   configs=entries, **extra), indent=2)
 
 
+def _imported_entries(predictions: Optional[dict], work_dir: str, taken: Sequence[str]) -> List[dict]:
+    entries = []
+    for name, path in (predictions or {}).items():
+        if name in taken or not re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9._-]*', name):
+            raise BenchmarkError(f'--predictions {name}=...: the name is taken by a config or not path-safe')
+        if not os.path.isfile(path):
+            raise BenchmarkError(f'--predictions {name}={path}: not found')
+        entries.append(dict(name=name, config=None, predictions=os.path.abspath(path),
+                            work_dir=os.path.join(os.path.abspath(work_dir), name), checkpoint=None))
+    return entries
+
+
+def _score_imported(entry: dict, data_root: str) -> dict:
+    """Scores an imported predictions file as the metric scores a model: ``preds.json`` (validated) and
+    ``eval/metrics.json`` in its work dir, for the leaderboard's intervals."""
+    from mammo_det.evaluation import evaluate, load_json, validate_detections
+    from mammo_det.evaluation.report import write_outputs
+
+    gt = load_json(os.path.join(data_root, 'annotations', 'instances_test.json'), 'ground truth')
+    dets = validate_detections(load_json(entry['predictions'], 'predictions'), gt, entry['predictions'])
+    write_json(os.path.join(entry['work_dir'], 'preds.json'), dets)
+    metrics = evaluate(gt, dets, curves=True)
+    write_outputs(metrics, os.path.join(entry['work_dir'], 'eval'))
+    return _load(os.path.join(entry['work_dir'], 'eval', 'metrics.json'))
+
+
 def benchmark(configs: Sequence[str], data_root: str, work_dir: str, checkpoints: Optional[Sequence[str]] = None,
               cfg_options: Optional[dict] = None, bootstrap: int = 1000, seed: int = 0,
-              ci: float = 0.95) -> List[dict]:
-    """Trains (unless checkpoints are given) and tests each config here; writes leaderboard.{md,csv,png}."""
+              ci: float = 0.95, predictions: Optional[dict] = None) -> List[dict]:
+    """Trains (unless checkpoints are given) and tests each config here, and scores each predictions file
+    (``predictions``: name -> COCO results on the test split, e.g. ``mammo-det import-preds``' output) on the same
+    ground truth; writes leaderboard.{md,csv,png}. The first row is the reference of the paired differences."""
     from mammo_det.apis.runner import build_test_runner, build_train_runner
 
     entries = _plan_entries(configs, work_dir, checkpoints)
-    _write_plan(work_dir, entries, data_root, cfg_options, launcher='none')
+    imported = _imported_entries(predictions, work_dir, [e['name'] for e in entries])
+    if not entries and not imported:
+        raise BenchmarkError('nothing to benchmark: give configs, --predictions NAME=FILE, or both')
+    _write_plan(work_dir, entries + imported, data_root, cfg_options, launcher='none')
+    data = data_fingerprint(data_root)
     rows = []
     for k, e in enumerate(entries):
         wd = e['work_dir']
@@ -127,8 +170,12 @@ def benchmark(configs: Sequence[str], data_root: str, work_dir: str, checkpoints
         test_s = time.time() - t
         metrics = _load(os.path.join(wd, 'eval', 'metrics.json'))
         model = runner.model.module if hasattr(runner.model, 'module') else runner.model
-        rows.append(_row(e['name'], metrics, _model_stats(model, runner.cfg), test_s, train_s))
-    add_intervals(rows, entries, data_root, bootstrap, seed, ci)
+        rows.append(_row(e['name'], metrics, _model_stats(model, runner.cfg), test_s, train_s, TRAINED, data))
+    for e in imported:
+        print(f"\n==> {e['name']}: {e['predictions']}", flush=True)
+        rows.append(_row(e['name'], _score_imported(e, data_root), dict(params_M=None, GFLOPs=None), None, None,
+                         IMPORTED, data))
+    add_intervals(rows, entries + imported, data_root, bootstrap, seed, ci)
     write_leaderboard(rows, work_dir)
     return rows
 
@@ -290,7 +337,8 @@ def collect(work_dir: str, bootstrap: int = 1000, seed: int = 0, ci: float = 0.9
         metrics = _load(needed[1])
         timings = _load(os.path.join(wd, 'timings.json')) if os.path.exists(os.path.join(wd, 'timings.json')) else {}
         cfg = load_config(e['config'], wd, plan.get('cfg_options'), plan['data_root'])
-        rows.append(_row(e['name'], metrics, _stats_from_config(cfg), timings.get('test_s'), timings.get('train_s')))
+        rows.append(_row(e['name'], metrics, _stats_from_config(cfg), timings.get('test_s'), timings.get('train_s'),
+                         TRAINED, data_fingerprint(plan['data_root'])))
         done.append(e)
     if not rows:
         raise BenchmarkError(f"no job of {work_dir} has finished yet: missing {', '.join(missing)}")

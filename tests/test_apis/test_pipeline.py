@@ -134,6 +134,47 @@ def test_benchmark_two_configs_two_rows(demo, tmp_path):
     assert len(open(tmp_path / 'b' / 'leaderboard.csv').read().splitlines()) == 3
 
 
+def test_imported_predictions_share_the_leaderboard_with_a_trained_model(demo, tmp_path):
+    """The demo's checkpoint and another framework's predictions (half of the demo's boxes, written as a plain CSV
+    and imported) on one leaderboard: each row says where it came from and the data it was scored on, both with
+    intervals, the imported one with its paired difference to the trained reference."""
+    import csv
+    import hashlib
+    import subprocess
+    import sys
+
+    from mammo_det.apis.benchmark import benchmark
+    from mammo_det.evaluation import evaluate
+
+    out, _ = demo
+    coco = os.path.join(out, 'coco')
+    gt_path = os.path.join(coco, 'annotations', 'instances_test.json')
+    gt = json.load(open(gt_path))
+    names = {c['id']: c['name'] for c in gt['categories']}
+    files = {im['id']: im['file_name'] for im in gt['images']}
+    half = json.load(open(os.path.join(out, 'preds.json')))[::2]
+    with open(tmp_path / 'theirs.csv', 'w', newline='') as fh:
+        w = csv.writer(fh)
+        w.writerow(['image', 'x1', 'y1', 'x2', 'y2', 'score', 'class'])
+        for d in half:
+            x, y, bw, bh = d['bbox']
+            w.writerow([files[d['image_id']], x, y, x + bw, y + bh, d['score'], names[d['category_id']]])
+    subprocess.run([sys.executable, '-m', 'mammo_det', 'import-preds', gt_path, str(tmp_path / 'theirs.csv'),
+                    '--pred-format', 'csv', '--out', str(tmp_path / 'theirs.json')], check=True, capture_output=True)
+    rows = benchmark([os.path.join(out, 'config.py')], coco, str(tmp_path / 'b'),
+                     checkpoints=[os.path.join(out, 'model.pth')], predictions={'theirs': str(tmp_path / 'theirs.json')},
+                     bootstrap=200)
+    assert [(r['config'], r['source']) for r in rows] == [('config', 'trained here'), ('theirs', 'imported')]
+    digest = hashlib.sha256(open(gt_path, 'rb').read()).hexdigest()[:12]
+    assert rows[0]['data'] == rows[1]['data'] == digest
+    direct = evaluate(gt, [dict(d, bbox=[round(v, 3) for v in d['bbox']]) for d in half])
+    assert rows[1]['mAP'] == pytest.approx(direct['mAP'], abs=1e-3) and rows[1]['mAP'] < rows[0]['mAP']
+    assert rows[1]['mAP_lo'] <= rows[1]['mAP'] <= rows[1]['mAP_hi'] and 0 <= rows[1]['dmAP_p'] <= 1
+    assert rows[1]['params_M'] is None and rows[1]['BI-RADS acc'] == 'no branch'  # the CSV had no BI-RADS
+    board = (tmp_path / 'b' / 'leaderboard.md').read_text()
+    assert 'imported' in board and 'trained here' in board and digest in board
+
+
 FAKE_SBATCH = '''#!/usr/bin/env bash
 echo "$@" >> "$(dirname "$0")/calls"
 n=$(wc -l < "$(dirname "$0")/calls")

@@ -226,3 +226,24 @@ def test_the_cli_imports_and_evaluate_scores_the_result(converted, tmp_path):
                     str(tmp_path / 'e')], check=True, capture_output=True)
     metrics = json.load(open(tmp_path / 'e' / 'metrics.json'))
     assert math.isclose(metrics['mAP50'], 1.0) or metrics['mAP50'] > 0.95  # the ground truth itself, one extra box
+
+
+def test_a_leaderboard_of_imported_predictions_alone(converted, tmp_path):
+    """benchmark with --predictions only (no model to train): rows marked imported, with intervals and the paired
+    difference to the first; a bad name or a missing file is refused before anything is written."""
+    from mammo_det.apis.benchmark import BenchmarkError, benchmark
+
+    data, _ = converted
+    coco, dets = _predictions(data, np.random.default_rng(3))
+    (tmp_path / 'all.json').write_text(json.dumps(dets))
+    (tmp_path / 'half.json').write_text(json.dumps(dets[::2]))
+    rows = benchmark([], data, str(tmp_path / 'b'), predictions={'all': str(tmp_path / 'all.json'),
+                                                                 'half': str(tmp_path / 'half.json')}, bootstrap=100)
+    assert [(r['config'], r['source']) for r in rows] == [('all', 'imported'), ('half', 'imported')]
+    assert rows[1]['mAP'] < rows[0]['mAP'] and rows[1]['dmAP'] == pytest.approx(rows[1]['mAP'] - rows[0]['mAP'])
+    assert rows[0]['mAP_lo'] <= rows[0]['mAP'] <= rows[0]['mAP_hi']
+    with pytest.raises(BenchmarkError, match='not found'):
+        benchmark([], data, str(tmp_path / 'c'), predictions={'x': str(tmp_path / 'nope.json')})
+    with pytest.raises(BenchmarkError, match='not path-safe'):
+        benchmark([], data, str(tmp_path / 'c'), predictions={'../x': str(tmp_path / 'all.json')})
+    assert not (tmp_path / 'c').exists()
