@@ -162,8 +162,8 @@ def test_imported_predictions_share_the_leaderboard_with_a_trained_model(demo, t
     subprocess.run([sys.executable, '-m', 'mammo_det', 'import-preds', gt_path, str(tmp_path / 'theirs.csv'),
                     '--pred-format', 'csv', '--out', str(tmp_path / 'theirs.json')], check=True, capture_output=True)
     rows = benchmark([os.path.join(out, 'config.py')], coco, str(tmp_path / 'b'),
-                     checkpoints=[os.path.join(out, 'model.pth')], predictions={'theirs': str(tmp_path / 'theirs.json')},
-                     bootstrap=200)
+                     checkpoints=[os.path.join(out, 'model.pth')],
+                     predictions={'theirs': str(tmp_path / 'theirs.json')}, bootstrap=200)
     assert [(r['config'], r['source']) for r in rows] == [('config', 'trained here'), ('theirs', 'imported')]
     digest = hashlib.sha256(open(gt_path, 'rb').read()).hexdigest()[:12]
     assert rows[0]['data'] == rows[1]['data'] == digest
