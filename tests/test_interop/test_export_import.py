@@ -58,7 +58,8 @@ def test_yolo_export_gives_back_every_box_negative_and_name(converted, tmp_path)
 def test_rfdetr_export_lays_out_the_coco_files_with_their_images(converted, tmp_path):
     data, _ = converted
     out = tmp_path / 'rf'
-    export(data, 'rfdetr', str(out))
+    subprocess.run([sys.executable, '-m', 'mammo_det', 'export', data, str(out), '--format', 'rfdetr'], check=True,
+                   capture_output=True)  # as the README shows it
     for split, folder in (('train', 'train'), ('val', 'valid'), ('test', 'test')):
         coco, theirs = _coco(data, split), json.load(open(out / folder / '_annotations.coco.json'))
         assert theirs['annotations'] == coco['annotations']
