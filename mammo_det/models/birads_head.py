@@ -56,6 +56,9 @@ class RoIBiradsHead(BaseModule):
         self.fcs = fc_tower(in_channels * roi_size * roi_size, fc_channels, 2)
         self.fc_birads = nn.Linear(fc_channels, NUM_BIRADS)
         self.jitter, self.jitter_scale = jitter, jitter_scale
+        # The jitter draws from a generator of its own (seeded from the run's seed), so the BI-RADS branch leaves
+        # the global random stream, and with it the detector's own sampling and noise, as it would be without it.
+        self._generator = torch.Generator().manual_seed(torch.initial_seed() % 2 ** 63)
         self.detach_features = detach_features
         self.loss_birads = MODELS.build(loss_birads)
 
@@ -90,7 +93,7 @@ class RoIBiradsHead(BaseModule):
         """``boxes`` and ``jitter`` copies of each, centre and size moved by up to ``jitter_scale`` of the size."""
         wh = (boxes[:, 2:] - boxes[:, :2]).repeat(self.jitter, 1)
         centre = ((boxes[:, :2] + boxes[:, 2:]) / 2).repeat(self.jitter, 1)
-        noise = (torch.rand(len(wh), 4, device=boxes.device) * 2 - 1) * self.jitter_scale
+        noise = (torch.rand(len(wh), 4, generator=self._generator).to(boxes.device) * 2 - 1) * self.jitter_scale
         centre = centre + noise[:, :2] * wh
         wh = wh * (1 + noise[:, 2:])
         return torch.cat([boxes, torch.cat([centre - wh / 2, centre + wh / 2], dim=1)])

@@ -21,6 +21,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator, Optional, Union
 
+import torch
 from mmdet.models.detectors import BaseDetector
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import scale_boxes
@@ -67,7 +68,10 @@ class BiradsDetector(BaseDetector):
         if with_birads:
             head = dict(type='RoIBiradsHead', **(birads_head or {}))
             head.setdefault('in_channels', self._neck_channels(model))
-            self.birads_head = MODELS.build(head)
+            # Built on a fork of the random state: the wrapped detector then starts and trains from the random
+            # stream it has without the branch (with the features detached, it learns exactly the same).
+            with torch.random.fork_rng(devices=[]):
+                self.birads_head = MODELS.build(head)
 
     @staticmethod
     def _neck_channels(model: dict) -> Optional[int]:
