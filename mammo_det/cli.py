@@ -440,6 +440,28 @@ def _import_preds(args) -> int:
     return 0
 
 
+def _birads_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument('action', choices=('apply',), help='apply: classify the BI-RADS of every box of a predictions file '
+                   '(train the classifier first: mammo-det train configs/birads/...)')
+    p.add_argument('config', help='a BiradsClassifier config')
+    p.add_argument('checkpoint')
+    p.add_argument('predictions', help='COCO results on --split of --data (e.g. from import-preds)')
+    p.add_argument('--data', required=True, help='the converted dataset the predictions are on')
+    p.add_argument('--split', default='test', choices=('train', 'val', 'test'))
+    p.add_argument('--out', required=True, help='the predictions with birads_scores and birads')
+    p.add_argument('--device', help='cpu, cuda:0 ... (default: cuda when available)')
+
+
+def _birads(args) -> int:
+    from mammo_det.apis.birads import apply_birads
+    from mammo_det.fileio import write_json
+
+    dets = apply_birads(args.config, args.checkpoint, args.predictions, args.data, args.split, args.device)
+    write_json(args.out, dets)
+    print(f'{len(dets)} boxes with BI-RADS -> {args.out}')
+    return 0
+
+
 def _runner_args(mode: str):
     def add(p: argparse.ArgumentParser) -> None:
         from mammo_det.apis.runner import add_runner_args  # argparse only: no torch or mmdet
@@ -468,6 +490,7 @@ COMMANDS = [
      _export),
     ('import-preds', 'predictions of another framework (YOLO txt/JSON, COCO, CSV) -> COCO results', _import_args,
      _import_preds),
+    ('birads', "BI-RADS for any framework's boxes from a trained BiradsClassifier", _birads_args, _birads),
 ]
 
 

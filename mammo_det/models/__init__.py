@@ -1,8 +1,8 @@
 from .birads_head import RoIBiradsHead
 from .data_preprocessor import MammoDataPreprocessor
-from .detectors import BiradsDetector
+from .detectors import BiradsClassifier, BiradsDetector
 from .iou import Fp32BboxOverlaps2D
 from .roi_heads import BiradsBBoxHead, BiradsRoIHead, CascadeBiradsRoIHead
 
-__all__ = ['BiradsBBoxHead', 'BiradsDetector', 'BiradsRoIHead', 'CascadeBiradsRoIHead', 'Fp32BboxOverlaps2D',
-           'MammoDataPreprocessor', 'RoIBiradsHead']
+__all__ = ['BiradsBBoxHead', 'BiradsClassifier', 'BiradsDetector', 'BiradsRoIHead', 'CascadeBiradsRoIHead',
+           'Fp32BboxOverlaps2D', 'MammoDataPreprocessor', 'RoIBiradsHead']

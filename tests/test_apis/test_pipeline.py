@@ -333,9 +333,10 @@ def test_each_family_learns_birads_and_the_leaderboard_shows_it(family, demo, tm
     r, = benchmark([config], data, str(tmp_path / 'b'), bootstrap=200)
     birads = json.load(open(tmp_path / 'b' / r['config'] / 'eval' / 'metrics.json'))['birads']
     assert birads['matched'] >= 20, birads
-    # Measured leads over the majority answer after six CPU epochs, between seeds and thread counts: ATSS
-    # 0.20-0.23, FCOS 0.10-0.18 (its per-point branch tells BI-RADS 5 from 4 last), DINO 0.05-0.16.
-    margin = 0.1 if family.startswith('atss') else 0.05
+    # Leads over the majority answer after six CPU epochs, all three through BiradsDetector's box classifier
+    # (tools/benchmarks/birads_families.py, seeds 0 and 1, and the suite's runs): ATSS 0.22-0.25, FCOS 0.125-0.15,
+    # DINO 0.077-0.13. One matched box of ~40 is 0.025: each margin is at least two boxes below the lowest lead.
+    margin = dict(atss=0.15, fcos=0.075, dino=0.025)[family.split('_')[0].split('-')[0]]
     assert birads['accuracy'] > birads['majority_baseline'] + margin, birads
     assert r['BI-RADS acc'] == birads['accuracy'] and r['BI-RADS 4-5 AP'] == birads['suspicious_AP']
     assert r['BI-RADS acc_lo'] <= r['BI-RADS acc'] <= r['BI-RADS acc_hi']
@@ -356,3 +357,43 @@ def test_each_family_learns_birads_and_the_leaderboard_shows_it(family, demo, tm
     assert md.count(NO_BRANCH) == 2  # both BI-RADS cells of the branchless row
     csv_rows = list(csv.DictReader(open(tmp_path / 'off' / 'leaderboard.csv')))
     assert csv_rows[1]['BI-RADS acc'] == NO_BRANCH
+
+
+def test_a_birads_classifier_gives_any_framework_boxes_a_birads(demo, tmp_path, monkeypatch):
+    """The BI-RADS classifier trained on the demo's ground-truth boxes (tools/train.py, the families' budget) and
+    applied with `mammo-det birads apply` to the demo model's boxes stripped of their BI-RADS: every box gets one,
+    which on matched boxes beats always answering the most frequent BI-RADS (the number the closing note compares
+    with the built-in branch's)."""
+    import subprocess
+    import sys
+
+    from mammo_det.apis.configs import find_config
+
+    out, metrics = demo
+    os.makedirs(tmp_path / 'work_dirs')
+    os.symlink(out, tmp_path / 'work_dirs' / 'demo')  # where the config reads the demo backbone from
+    monkeypatch.chdir(tmp_path)
+    config = find_config('birads-roi_r18-w16_fpn_1xb4-6e_synth-mammo')
+    coco = os.path.join(out, 'coco')
+    subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'train.py'), config, '--data-root', coco,
+                    '--work-dir', str(tmp_path / 'clf')], check=True, capture_output=True)
+    stripped = [{k: v for k, v in d.items() if k not in ('birads', 'birads_scores')}
+                for d in json.load(open(os.path.join(out, 'preds.json')))]
+    json.dump(stripped, open(tmp_path / 'boxes.json', 'w'))
+    ckpt = str(tmp_path / 'clf' / 'epoch_6.pth')
+    p = subprocess.run([sys.executable, '-m', 'mammo_det', 'birads', 'apply', config, ckpt,
+                        str(tmp_path / 'boxes.json'), '--data', coco, '--out', str(tmp_path / 'with_birads.json'),
+                        '--device', 'cpu'],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    dets = json.load(open(tmp_path / 'with_birads.json'))
+    assert len(dets) == len(stripped) and all(d['birads'] in (3, 4, 5) and len(d['birads_scores']) == 3 for d in dets)
+    assert [d['bbox'] for d in dets] == [d['bbox'] for d in stripped]
+    gt = os.path.join(coco, 'annotations', 'instances_test.json')
+    subprocess.run([sys.executable, '-m', 'mammo_det', 'evaluate', gt, str(tmp_path / 'with_birads.json'), '--out',
+                    str(tmp_path / 'e')], check=True, capture_output=True)
+    birads = json.load(open(tmp_path / 'e' / 'metrics.json'))['birads']
+    print(f"classifier BI-RADS accuracy {birads['accuracy']:.3f} (majority {birads['majority_baseline']:.3f}); "
+          f"the demo's built-in branch {metrics['birads']['accuracy']:.3f}")
+    assert birads['matched'] == metrics['birads']['matched']  # the same boxes, so the same matched set
+    assert birads['accuracy'] > birads['majority_baseline'] + 0.05, birads

@@ -238,3 +238,83 @@ def test_the_runner_fills_the_wrapper_class_count_and_refuses_a_config_that_disa
                                          r'classes.*instances_train.json'):
         load_config(Config.fromfile('configs/faster_rcnn/faster-rcnn_r50_fpn_birads_1x_vindr-mammo.py'),
                     str(tmp_path / 'w'), data_root=str(tmp_path))
+
+
+# --- BI-RADS for boxes from anywhere ---------------------------------------------------------------------------
+
+def _tiny_classifier():
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    return MODELS.build(dict(
+        type='BiradsClassifier', data_preprocessor=dict(type='DetDataPreprocessor', mean=[0.], std=[1.],
+                                                        bgr_to_rgb=False, pad_size_divisor=16),
+        backbone=dict(type='ResNet', depth=18, in_channels=1, base_channels=8, num_stages=3, out_indices=(1, 2),
+                      strides=(1, 2, 2), dilations=(1, 1, 1), norm_cfg=dict(type='BN'), init_cfg=None),
+        neck=dict(type='FPN', in_channels=[16, 32], out_channels=8, num_outs=2),
+        birads_head=dict(roi_size=3, fc_channels=16, jitter=0)))
+
+
+def test_the_classifier_learns_on_ground_truth_and_classifies_given_boxes():
+    """Its loss is its RoIBiradsHead's on the neck's features; at test time it classifies the boxes a sample
+    carries as proposals (scaled to the network input), keeping their scores and labels, else the ground truth's;
+    each box's BI-RADS is that of the box alone (another box beside it changes nothing)."""
+    from mmengine.structures import InstanceData
+
+    model = _tiny_classifier()
+    model.eval()
+    batch = _batch()
+    inputs = torch.rand(2, 1, IMG, IMG) * 255
+    feats = model.extract_feat(inputs)
+    with torch.no_grad():
+        assert model.loss(inputs, batch)['loss_birads'].item() == pytest.approx(
+            model.birads_head.loss(feats, batch)['loss_birads'].item(), rel=1e-6)
+        gt = model.predict(inputs, _batch())
+        for s, ref in zip(gt, batch):
+            torch.testing.assert_close(s.pred_instances.bboxes, ref.gt_instances.bboxes)
+            assert s.pred_instances.scores.tolist() == [1.0] * len(ref.gt_instances)
+        one = _batch()
+        one[0].proposals = InstanceData(bboxes=torch.tensor([[4., 4., 30., 30.]]), scores=torch.tensor([0.3]),
+                                        labels=torch.tensor([1]))
+        two = _batch()
+        two[0].proposals = InstanceData(bboxes=torch.tensor([[4., 4., 30., 30.], [34., 30., 60., 58.]]))
+        a, b = model.predict(inputs, one)[0].pred_instances, model.predict(inputs, two)[0].pred_instances
+    assert a.scores.tolist() == pytest.approx([0.3]) and a.labels.tolist() == [1]
+    torch.testing.assert_close(a.birads_scores[0], b.birads_scores[0])
+    torch.testing.assert_close(a.birads_scores[0], gt[0].pred_instances.birads_scores[0])  # the same box as GT 0
+    assert b.birads.tolist() == (b.birads_scores.argmax(1) + 3).tolist()
+
+
+def test_with_the_branch_the_wrapped_detector_trains_exactly_as_without_it():
+    """Features detached, the head built on a fork of the random state and its jitter drawn from its own
+    generator: two training steps of the wrapper leave the zoo detector's weights bit for bit where the
+    branchless wrapper leaves them, with the random stream the detector's own sampling uses unchanged."""
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    init_default_scope('mmdet')
+    weights = {}
+    for with_birads in (True, False):
+        torch.manual_seed(0)
+        zoo = dict(_tiny_retinanet(), train_cfg=dict(
+            assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.4, neg_iou_thr=0.3, min_pos_iou=0, ignore_iof_thr=-1),
+            sampler=dict(type='PseudoSampler'), allowed_border=-1, pos_weight=-1, debug=False))
+        model = MODELS.build(dict(type='BiradsDetector', detector=zoo, with_birads=with_birads,
+                                  birads_head=dict(jitter=3), data_preprocessor=dict(type='DetDataPreprocessor')))
+        opt = torch.optim.SGD(model.detector.parameters(), lr=0.01)
+        for step in range(2):
+            data = dict(inputs=[torch.randint(0, 255, (1, IMG, IMG), dtype=torch.uint8) for _ in range(2)],
+                        data_samples=_batch())
+            batch = model.data_preprocessor(data, True)
+            losses = model.loss(batch['inputs'], batch['data_samples'])
+            opt.zero_grad()
+            total, _ = model.parse_losses(losses)  # the BI-RADS loss included: its gradient stops at the features
+            total.backward()
+            opt.step()
+        weights[with_birads] = {k: v.clone() for k, v in model.detector.state_dict().items()}
+        weights[(with_birads, 'rng')] = torch.rand(1).item()
+    for k in weights[False]:
+        assert torch.equal(weights[True][k], weights[False][k]), k
+    assert weights[(True, 'rng')] == weights[(False, 'rng')]

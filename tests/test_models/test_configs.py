@@ -48,6 +48,9 @@ def test_config_builds_and_forwards(path):
     h, w = 320, 256  # DINO picks 900 queries among the encoder tokens: the input must have that many
     sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w), scale_factor=(1., 1.),
                                          batch_input_shape=(h, w)))
+    if cfg.model.type == 'BiradsClassifier':  # it classifies given boxes
+        from mmengine.structures import InstanceData
+        sample.proposals = InstanceData(bboxes=torch.tensor([[10., 20., 90., 120.], [100., 100., 140., 180.]]))
     data = model.data_preprocessor(dict(inputs=[torch.rand(3, h, w) * 255], data_samples=[sample]), training=False)
     with torch.no_grad():
         out = model.predict(data['inputs'], data['data_samples'], rescale=True)

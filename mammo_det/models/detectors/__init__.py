@@ -1,3 +1,4 @@
 from .birads import BiradsDetector
+from .birads_classifier import BiradsClassifier
 
-__all__ = ['BiradsDetector']
+__all__ = ['BiradsClassifier', 'BiradsDetector']
