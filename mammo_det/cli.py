@@ -398,7 +398,7 @@ def _benchmark(args) -> int:
 # --- other frameworks ----------------------------------------------------------------------------------------------
 
 def _export_args(p: argparse.ArgumentParser) -> None:
-    from mammo_det.interop.export import FORMATS
+    from mammo_det.interop import EXPORT_FORMATS as FORMATS
 
     p.add_argument('data', help='a folder written by mammo-det convert')
     p.add_argument('out', help='a new folder')
@@ -416,7 +416,7 @@ def _export(args) -> int:
 
 
 def _import_args(p: argparse.ArgumentParser) -> None:
-    from mammo_det.interop.imports import BOX_GRIDS, CATEGORY_IDS, PRED_FORMATS
+    from mammo_det.interop import BOX_GRIDS, CATEGORY_IDS, PRED_FORMATS
 
     p.add_argument('gt', help='the COCO ground truth the predictions are for (annotations/instances_test.json)')
     p.add_argument('pred', help='the predictions: a file, or the folder of yolo-txt labels')

@@ -65,6 +65,8 @@ def expand_wrapped(model) -> dict:
     if model.get('type') != 'BiradsDetector':
         return model
     model['detector'] = wrapped_model_config(model['detector'], model.pop('detector_options', None))
+    if model.get('num_classes') is not None:  # the count the wrapper would set, now stated in the model itself
+        set_class_counts(model['detector'], model['num_classes'])
     return model['detector']
 
 

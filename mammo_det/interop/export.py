@@ -23,8 +23,9 @@ from typing import Dict, List
 from mammo_det.errors import UserError
 from mammo_det.fileio import read_json, write_json, write_text
 
+from . import EXPORT_FORMATS as FORMATS
+
 SPLITS = ('train', 'val', 'test')
-FORMATS = ('yolo', 'rfdetr')
 RFDETR_SPLITS = {'train': 'train', 'val': 'valid', 'test': 'test'}
 MANIFEST = 'export.json'
 

@@ -34,9 +34,7 @@ import numpy as np
 from mammo_det.errors import UserError
 from mammo_det.fileio import read_json
 
-PRED_FORMATS = ('yolo-txt', 'yolo-json', 'coco', 'csv')
-CATEGORY_IDS = ('dataset', 'contiguous0', 'contiguous1')
-BOX_GRIDS = ('converted', 'dicom')
+from . import BOX_GRIDS, CATEGORY_IDS, PRED_FORMATS
 BIRADS_COLUMNS = ('birads_3', 'birads_4', 'birads_5')
 
 

@@ -83,8 +83,8 @@ class RoIBiradsHead(BaseModule):
         boxes = [torch.nan_to_num(b) for b in boxes]
         boxes = [torch.cat([b[:, :2], torch.maximum(b[:, 2:], b[:, :2])], dim=1) for b in boxes]
         rois = bbox2roi(boxes)
-        if rois.shape[0] == 0:
-            return rois.new_zeros((0, NUM_BIRADS))
+        if rois.shape[0] == 0:  # still in the graph of the head's weights: a loss of 0 backpropagates
+            return rois.new_zeros((0, NUM_BIRADS)) + 0.0 * sum(p.sum() for p in self.parameters())
         extractor = self._extractor(feats, input_shape)
         feats = tuple(f.detach() if self.detach_features else f for f in feats[:extractor.num_inputs])
         return self.fc_birads(self.fcs(extractor(feats, rois)))

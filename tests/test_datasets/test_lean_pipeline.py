@@ -89,7 +89,7 @@ def test_every_shipped_config_uses_the_lean_preprocessor_and_loader_settings():
         cfg = Config.fromfile(os.path.join(package_configs_dir(), name))
         preprocessor = cfg.model.get('data_preprocessor') or {}
         if cfg.model.type == 'BiradsDetector':  # the wrapper's own default
-            preprocessor = dict(type='MammoDataPreprocessor', **preprocessor)
+            preprocessor = {'type': 'MammoDataPreprocessor', **preprocessor}
         assert preprocessor['type'] == 'MammoDataPreprocessor', name
         load = cfg.train_dataloader.dataset.pipeline[0]
         assert load['type'] == 'LoadMammogram' and not load.get('float_rgb', False), name

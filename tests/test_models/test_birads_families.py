@@ -304,7 +304,7 @@ def test_with_the_branch_the_wrapped_detector_trains_exactly_as_without_it():
         model = MODELS.build(dict(type='BiradsDetector', detector=zoo, with_birads=with_birads,
                                   birads_head=dict(jitter=3), data_preprocessor=dict(type='DetDataPreprocessor')))
         opt = torch.optim.SGD(model.detector.parameters(), lr=0.01)
-        for step in range(2):
+        for _ in range(2):
             data = dict(inputs=[torch.randint(0, 255, (1, IMG, IMG), dtype=torch.uint8) for _ in range(2)],
                         data_samples=_batch())
             batch = model.data_preprocessor(data, True)
