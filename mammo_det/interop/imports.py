@@ -217,15 +217,21 @@ def _check_export(pred_path: str, gt_path: str) -> None:
         folder = os.path.dirname(folder)
 
 
-def _xyxy(box: _Box, image: dict, grid: str) -> np.ndarray:
+def _xyxy(box: _Box, image: dict, grid: str) -> tuple:
+    # plain floats: a box at a time, numpy's per-call cost would be most of the import
     if box.kind == 'cxcywh-normalised':
         w, h = (image['orig_width'], image['orig_height']) if grid == 'dicom' else (image['width'], image['height'])
         cx, cy, bw, bh = box.values
-        return np.array([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
+        return ((cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h)
     if box.kind == 'xywh':
         x, y, bw, bh = box.values
-        return np.array([x, y, x + bw, y + bh])
-    return np.array(box.values, dtype=np.float64)
+        return (x, y, x + bw, y + bh)
+    return tuple(box.values)
+
+
+def _clip(b: tuple, width: float, height: float) -> tuple:
+    return (min(max(b[0], 0.0), width), min(max(b[1], 0.0), height), min(max(b[2], 0.0), width),
+            min(max(b[3], 0.0), height))
 
 
 def import_predictions(gt_path: str, pred_path: str, fmt: str, boxes: str = 'converted',
@@ -240,7 +246,7 @@ def import_predictions(gt_path: str, pred_path: str, fmt: str, boxes: str = 'con
     Raises:
         PredictionImportError: the file and line of the first bad entry.
     """
-    from mammo_det.io.geometry import ImageTransform, clip_boxes, to_converted
+    from mammo_det.io.geometry import ImageTransform, to_converted
 
     for value, allowed, what in ((fmt, PRED_FORMATS, '--pred-format'), (boxes, BOX_GRIDS, '--boxes'),
                                  (category_ids, CATEGORY_IDS, '--category-ids')):
@@ -267,19 +273,19 @@ def import_predictions(gt_path: str, pred_path: str, fmt: str, boxes: str = 'con
     for box in source:
         image = images.find(box.image, box.where)
         xyxy = _xyxy(box, image, boxes)
-        if box.kind != 'cxcywh-normalised' and float(np.max(np.abs(xyxy))) > 1.0:
+        if box.kind != 'cxcywh-normalised' and max(abs(v) for v in xyxy) > 1.0:
             all_small = False
         if xyxy[2] < xyxy[0] or xyxy[3] < xyxy[1]:
             raise PredictionImportError(f'{box.where}: box {box.values} is inverted')
         if boxes == 'dicom':
-            inside = clip_boxes(xyxy[None], image['orig_width'], image['orig_height'])[0]
-            placed = to_converted(inside[None], ImageTransform.from_dict(image['transform']))[0]
+            inside = _clip(xyxy, image['orig_width'], image['orig_height'])
+            placed = to_converted(np.array([inside]), ImageTransform.from_dict(image['transform']))[0]
         else:
-            inside = placed = clip_boxes(xyxy[None], image['width'], image['height'])[0]
+            inside = placed = _clip(xyxy, image['width'], image['height'])
         if placed[2] <= placed[0] or placed[3] <= placed[1]:
             stats.dropped += 1
             continue
-        stats.clipped += int(not np.allclose(inside, xyxy))
+        stats.clipped += int(inside != xyxy)
         det = dict(image_id=image['id'], category_id=box.category,
                    bbox=[round(float(placed[0]), 3), round(float(placed[1]), 3),
                          round(float(placed[2] - placed[0]), 3), round(float(placed[3] - placed[1]), 3)],
