@@ -119,17 +119,20 @@ def class_counts(node, path: str = 'model') -> Iterator[Tuple[str, dict]]:
             yield from class_counts(value, f'{path}[{i}]')
 
 
-def set_class_counts(model, num_classes: int, explicit=None, where: str = 'BiradsDetector') -> None:
-    """Sets ``num_classes`` of every head under ``model`` (a model config, in place) to ``num_classes``.
-
-    Raises:
-        ClassCountError: ``explicit`` (the options a user wrote, e.g. a ``BiradsDetector``'s ``detector_options``)
-            states another count somewhere; the message names the key, its value and the dataset's count.
-    """
+def check_class_counts(explicit, num_classes: int, where: str = 'BiradsDetector') -> None:
+    """Raises :class:`ClassCountError` where ``explicit`` (the options a user wrote, e.g. a ``BiradsDetector``'s
+    ``detector_options``) states another class count than ``num_classes``; the message names the key, its value
+    and the dataset's count."""
     for path, node in class_counts(explicit or {}, where):
         if node['num_classes'] != num_classes:
             raise ClassCountError(f'{path}.num_classes = {node["num_classes"]!r}, but the dataset has '
                                   f'{num_classes} classes: remove the setting (the wrapper sets every head from '
                                   'the dataset) or make them agree')
+
+
+def set_class_counts(model, num_classes: int, explicit=None, where: str = 'BiradsDetector') -> None:
+    """Sets ``num_classes`` of every head under ``model`` (a model config, in place) to ``num_classes``, after
+    :func:`check_class_counts` of ``explicit``."""
+    check_class_counts(explicit, num_classes, where)
     for _, node in class_counts(model):
         node['num_classes'] = num_classes

@@ -141,7 +141,7 @@ def set_model_classes(cfg, classes: Optional[Sequence[str]] = None, where: str =
         SetupError: a config's count disagrees with the data; the message names the key, both counts and where the
             classes were read.
     """
-    from mammo_det.zoo import ClassCountError, class_counts, set_class_counts
+    from mammo_det.zoo import ClassCountError, check_class_counts, class_counts
 
     if not classes:
         classes, where = dataset_classes(cfg)
@@ -155,9 +155,9 @@ def set_model_classes(cfg, classes: Optional[Sequence[str]] = None, where: str =
                 model['num_classes'] = n
             # what a user wrote: the count, the options, and the wrapped model where it is a dict (not a zoo file)
             detector = model.get('detector')
-            set_class_counts({}, n, dict(num_classes=model['num_classes'],
-                                         detector_options=model.get('detector_options') or {},
-                                         detector=detector if isinstance(detector, dict) else {}), 'model')
+            check_class_counts(dict(num_classes=model['num_classes'],
+                                    detector_options=model.get('detector_options') or {},
+                                    detector=detector if isinstance(detector, dict) else {}), n, 'model')
             return
         for path, node in class_counts(model):
             if node['num_classes'] != n:

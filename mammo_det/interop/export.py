@@ -38,15 +38,15 @@ def annotation_path(data: str, split: str) -> str:
     return os.path.join(data, 'annotations', f'instances_{split}.json')
 
 
+def file_sha256(path: str) -> str:
+    with open(path, 'rb') as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
 def fingerprint(data: str) -> Dict[str, str]:
     """SHA-256 of each split's annotation file: what a set of predictions was scored against."""
-    out = {}
-    for split in SPLITS:
-        path = annotation_path(data, split)
-        if os.path.exists(path):
-            with open(path, 'rb') as fh:
-                out[split] = hashlib.sha256(fh.read()).hexdigest()
-    return out
+    return {split: file_sha256(annotation_path(data, split)) for split in SPLITS
+            if os.path.exists(annotation_path(data, split))}
 
 
 def _categories(coco: dict) -> List[dict]:

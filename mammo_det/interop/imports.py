@@ -23,7 +23,6 @@ counted; a box with nothing left is dropped and counted. Bad input stops with th
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
 import os
 from dataclasses import dataclass, field
@@ -48,7 +47,6 @@ class ImportStats:
     clipped: int = 0  # boxes past the image, clipped to it
     dropped: int = 0  # boxes with nothing inside the image
     images: int = 0  # images with at least one detection
-    files: int = 0  # files read
 
 
 @dataclass
@@ -201,10 +199,9 @@ def _csv_boxes(path: str, ids: Sequence[int], names: Sequence[str]) -> Iterator[
 
 def _check_export(pred_path: str, gt_path: str) -> None:
     """A predictions file inside (or beside) one of :mod:`.export`'s folders must come from this ground truth."""
-    from .export import MANIFEST
+    from .export import MANIFEST, file_sha256
 
-    with open(gt_path, 'rb') as fh:
-        digest = hashlib.sha256(fh.read()).hexdigest()
+    digest = file_sha256(gt_path)
     folder = os.path.abspath(pred_path if os.path.isdir(pred_path) else os.path.dirname(pred_path))
     for _ in range(4):
         manifest = os.path.join(folder, MANIFEST)
@@ -267,8 +264,7 @@ def import_predictions(gt_path: str, pred_path: str, fmt: str, boxes: str = 'con
         source = _json_boxes(pred_path, ids, category_ids)
     else:
         source = _csv_boxes(pred_path, ids, names)
-    stats = ImportStats(files=len([f for f in os.listdir(pred_path) if f.endswith('.txt')])
-                        if os.path.isdir(pred_path) else 1)
+    stats = ImportStats()
     out, seen, all_small = [], set(), True
     for box in source:
         image = images.find(box.image, box.where)
